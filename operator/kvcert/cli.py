@@ -1,0 +1,36 @@
+"""The `kvcert` command: one entry point for the operator, the local vault and developer tools.
+
+Each sub-command lives beside the code it drives and registers itself here, so this module
+stays a table of contents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from kvcert import __version__
+from kvcert.devcluster import cli as devcluster_cli
+from kvcert.vault import cli as vault_cli
+
+Runner = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kvcert", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kvcert {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    vault_cli.register(commands)
+    devcluster_cli.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run: Runner = args.run
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
