@@ -1,0 +1,310 @@
+"""Certificate: a Key Vault certificate declared in Kubernetes, delivered as a TLS Secret.
+
+Field names are the contract of DESIGN §2. Rules that the API server can check are CEL rules in
+the generated CRD (immutable certificateName, mergeFrom/importFrom exclusive, ...); the same rules
+are pydantic validators here so that a body that bypassed admission (an old CRD, a unit test)
+still fails with the same words.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic.config import JsonDict
+
+from kvcert.api.base import InvalidResource, KvModel, ObjectMeta, section
+from kvcert.api.status import CertificateStatus
+
+CERTIFICATE_NAME_PATTERN = r"^[0-9a-zA-Z-]{1,127}$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+OID_PATTERN = r"^[0-9]+(\.[0-9]+)+$"
+
+IMMUTABLE_NAME_RULE = (
+    "!has(oldSelf.certificateName) || "
+    "(has(self.certificateName) && self.certificateName == oldSelf.certificateName)"
+)
+MERGE_IMPORT_EXCLUSIVE_RULE = "!(has(self.mergeFrom) && has(self.importFrom))"
+POLICY_OR_IMPORT_RULE = "has(self.policy) || has(self.importFrom)"
+
+
+def _cel(rule: str, message: str) -> JsonDict:
+    return {"rule": rule, "message": message}
+
+
+class VaultKind(enum.StrEnum):
+    KEY_VAULT = "KeyVault"
+    CLUSTER_KEY_VAULT = "ClusterKeyVault"
+
+
+class KeyType(enum.StrEnum):
+    EC = "EC"
+    EC_HSM = "EC-HSM"
+    RSA = "RSA"
+    RSA_HSM = "RSA-HSM"
+
+
+class Curve(enum.StrEnum):
+    P256 = "P-256"
+    P384 = "P-384"
+    P521 = "P-521"
+    P256K = "P-256K"
+
+
+class ContentType(enum.StrEnum):
+    PKCS12 = "application/x-pkcs12"
+    PEM = "application/x-pem-file"
+
+
+class DeletionPolicy(enum.StrEnum):
+    RETAIN = "Retain"  # delete nothing in Key Vault
+    DELETE_PENDING = "DeletePending"  # delete the pending object while it is in progress
+    DELETE = "Delete"  # soft-delete the certificate
+
+
+class KeyUsage(enum.StrEnum):
+    DIGITAL_SIGNATURE = "digitalSignature"
+    NON_REPUDIATION = "nonRepudiation"
+    KEY_ENCIPHERMENT = "keyEncipherment"
+    DATA_ENCIPHERMENT = "dataEncipherment"
+    KEY_AGREEMENT = "keyAgreement"
+    KEY_CERT_SIGN = "keyCertSign"
+    CRL_SIGN = "cRLSign"
+    ENCIPHER_ONLY = "encipherOnly"
+    DECIPHER_ONLY = "decipherOnly"
+
+
+class LifetimeActionType(enum.StrEnum):
+    AUTO_RENEW = "AutoRenew"
+    EMAIL_CONTACTS = "EmailContacts"
+
+
+class IssuerKind(enum.Enum):
+    """Key Vault treats two issuer names specially; every other name is a configured issuer."""
+
+    SELF = "Self"  # Key Vault signs it itself, right away
+    UNKNOWN = "Unknown"  # manual: a human or an outside CA signs the CSR, then a merge
+    CONFIGURED = "configured"  # a provider (DigiCert, GlobalSign, ...) signs it, minutes later
+
+
+class VaultRef(KvModel):
+    """Which KeyVault (same namespace) or ClusterKeyVault holds the certificate."""
+
+    name: str = Field(min_length=1, max_length=253)
+    kind: VaultKind = VaultKind.KEY_VAULT
+
+
+class Issuer(KvModel):
+    """The Key Vault issuer: `Self`, `Unknown`, or the name of an issuer configured in the vault."""
+
+    name: str = Field(min_length=1, max_length=127)
+    certificate_type: str | None = Field(default=None, description="e.g. OV-SSL, EV-SSL")
+    certificate_transparency: bool | None = None
+
+    @property
+    def kind(self) -> IssuerKind:
+        folded = self.name.casefold()
+        if folded == "self":
+            return IssuerKind.SELF
+        if folded == "unknown":
+            return IssuerKind.UNKNOWN
+        return IssuerKind.CONFIGURED
+
+
+class Key(KvModel):
+    """The key pair Key Vault generates: EC with a curve, or RSA with a size."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.curve) || self.type == 'EC' || self.type == 'EC-HSM'",
+                    "curve applies to EC keys only",
+                ),
+                _cel(
+                    "!has(self.size) || self.type == 'RSA' || self.type == 'RSA-HSM'",
+                    "size applies to RSA keys only",
+                ),
+            ]
+        }
+    )
+
+    type: KeyType = KeyType.RSA
+    curve: Curve | None = None
+    size: Literal[2048, 3072, 4096] | None = None
+    exportable: bool = Field(default=True, description="tls.key is delivered only if exportable")
+    reuse_key: bool = False
+
+    @model_validator(mode="after")
+    def _shape(self) -> Key:
+        is_ec = self.type in (KeyType.EC, KeyType.EC_HSM)
+        if is_ec and self.size is not None:
+            raise ValueError("size applies to RSA keys only")
+        if not is_ec and self.curve is not None:
+            raise ValueError("curve applies to EC keys only")
+        return self
+
+
+class LifetimeTrigger(KvModel):
+    """When the action fires: a percentage of the lifetime, or days before expiry (one of)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.lifetimePercentage) != has(self.daysBeforeExpiry)",
+                    "exactly one of lifetimePercentage or daysBeforeExpiry must be set",
+                )
+            ]
+        }
+    )
+
+    lifetime_percentage: int | None = Field(default=None, ge=1, le=99)
+    days_before_expiry: int | None = Field(default=None, ge=1, le=36500)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> LifetimeTrigger:
+        if (self.lifetime_percentage is None) == (self.days_before_expiry is None):
+            raise ValueError("exactly one of lifetimePercentage or daysBeforeExpiry must be set")
+        return self
+
+
+class LifetimeAction(KvModel):
+    """What Key Vault does as the certificate ages (renew it, or e-mail the contacts)."""
+
+    trigger: LifetimeTrigger
+    action: LifetimeActionType
+
+
+class Policy(KvModel):
+    """The Key Vault certificate policy used on create."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.subject) || has(self.dnsNames) || has(self.emails) || has(self.upns)",
+                    "a subject or at least one of dnsNames, emails, upns is required",
+                )
+            ]
+        }
+    )
+
+    issuer: Issuer
+    subject: str | None = Field(default=None, min_length=1, description="X.500 name, CN=...")
+    dns_names: list[str] | None = None
+    emails: list[str] | None = None
+    upns: list[str] | None = None
+    validity_months: int | None = Field(default=None, ge=1, le=1200)
+    key: Key = Field(default_factory=Key)
+    content_type: ContentType = ContentType.PKCS12
+    key_usage: list[KeyUsage] | None = None
+    ekus: list[Annotated[str, Field(pattern=OID_PATTERN)]] | None = Field(
+        default=None, description="extended key usage OIDs, e.g. 1.3.6.1.5.5.7.3.1"
+    )
+    lifetime_actions: list[LifetimeAction] | None = None
+
+    @model_validator(mode="after")
+    def _names(self) -> Policy:
+        if not (self.subject or self.dns_names or self.emails or self.upns):
+            raise ValueError("a subject or at least one of dnsNames, emails, upns is required")
+        return self
+
+
+class SourceSecret(KvModel):
+    """A Secret in the Certificate's namespace that the operator reads (GET, never watched)."""
+
+    secret_name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
+
+
+class ImportSource(SourceSecret):
+    """PFX (`tls.pfx` / `certificate.pfx`) or PEM (`tls.crt` + `tls.key`) to import."""
+
+    password_key: str | None = Field(default=None, description="key of the PFX password")
+
+
+class CertificateSpec(KvModel):
+    """The desired Key Vault certificate and its delivery."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(IMMUTABLE_NAME_RULE, "certificateName is immutable"),
+                _cel(
+                    MERGE_IMPORT_EXCLUSIVE_RULE, "mergeFrom and importFrom are mutually exclusive"
+                ),
+                _cel(POLICY_OR_IMPORT_RULE, "policy is required unless importFrom is set"),
+            ]
+        }
+    )
+
+    vault_ref: VaultRef
+    certificate_name: str | None = Field(
+        default=None,
+        max_length=127,
+        pattern=CERTIFICATE_NAME_PATTERN,
+        description="name in Key Vault; defaults to metadata.name; immutable",
+    )
+    secret_name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
+    policy: Policy | None = None
+    merge_from: SourceSecret | None = None
+    import_from: ImportSource | None = None
+    cancel: bool = False
+    deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+
+    @model_validator(mode="after")
+    def _sources(self) -> CertificateSpec:
+        if self.merge_from is not None and self.import_from is not None:
+            raise ValueError("mergeFrom and importFrom are mutually exclusive")
+        if self.policy is None and self.import_from is None:
+            raise ValueError("policy is required unless importFrom is set")
+        return self
+
+
+class Certificate(KvModel):
+    """A Certificate resource as handed to a kopf handler."""
+
+    KIND: ClassVar[str] = "Certificate"
+
+    metadata: ObjectMeta
+    spec: CertificateSpec
+    status: CertificateStatus = Field(default_factory=CertificateStatus)
+
+    @property
+    def certificate_name(self) -> str:
+        """The name in Key Vault: spec.certificateName, else metadata.name."""
+        return self.spec.certificate_name or self.metadata.name
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> Certificate:
+        """Parse a kopf body; raises `InvalidResource` with a message fit for a condition."""
+        status = parse_certificate_status(section(body, "status"))
+        try:
+            parsed = cls.model_validate(
+                {"metadata": section(body, "metadata"), "spec": section(body, "spec")}
+            )
+        except ValidationError as error:
+            raise InvalidResource.from_validation_error(cls.KIND, error) from None
+        if parsed.spec.certificate_name is None and not _is_certificate_name(parsed.metadata.name):
+            raise InvalidResource(
+                cls.KIND,
+                "spec.certificateName: metadata.name is not a valid Key Vault certificate name"
+                " (1-127 letters, digits and dashes); set spec.certificateName",
+            )
+        return parsed.model_copy(update={"status": status})
+
+
+def parse_certificate_status(raw: Mapping[str, Any]) -> CertificateStatus:
+    """Status is ours: an unreadable one is treated as empty and rewritten, never fatal."""
+    try:
+        return CertificateStatus.model_validate(dict(raw))
+    except ValidationError:
+        return CertificateStatus()
+
+
+def _is_certificate_name(name: str) -> bool:
+    return 1 <= len(name) <= 127 and all(
+        ch.isascii() and (ch.isalnum() or ch == "-") for ch in name
+    )

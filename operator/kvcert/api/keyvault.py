@@ -1,0 +1,159 @@
+"""KeyVault and ClusterKeyVault: where a vault is and how the operator signs in to it.
+
+Both kinds share one spec; ClusterKeyVault is cluster-scoped so that many namespaces can use one
+vault. Exactly one authentication method must be given: a model validator checks it for callers
+of `from_body`, and the same rule is a CEL rule in the CRD so the API server rejects it at apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+
+from kvcert.api.base import InvalidResource, KvModel, ObjectMeta, camel, section
+from kvcert.api.status import LIST_MAP_BY_TYPE, Condition
+
+AUTH_METHODS = ("workload_identity", "managed_identity", "client_secret", "token")
+
+AUTH_EXACTLY_ONE_RULE = (
+    "(has(self.workloadIdentity) ? 1 : 0) + (has(self.managedIdentity) ? 1 : 0)"
+    " + (has(self.clientSecret) ? 1 : 0) + (has(self.token) ? 1 : 0) == 1"
+)
+
+
+class SecretKeyRef(KvModel):
+    """A key of a Secret: in the KeyVault's namespace, or for a ClusterKeyVault in `namespace`
+    (default: the operator's own), since a cluster-scoped object has no namespace to imply."""
+
+    name: str = Field(min_length=1, max_length=253)
+    key: str = Field(min_length=1, max_length=253)
+    namespace: str | None = Field(default=None, max_length=63, description="ClusterKeyVault only")
+
+
+class WorkloadIdentity(KvModel):
+    """Azure AD workload identity federation: the pod's service account token is exchanged."""
+
+    client_id: str = Field(min_length=1)
+    tenant_id: str = Field(min_length=1)
+
+
+class ManagedIdentity(KvModel):
+    """An Azure managed identity; without clientId, the system-assigned one."""
+
+    client_id: str | None = None
+
+
+class ClientSecret(KvModel):
+    """A service principal whose secret is read from a Kubernetes Secret."""
+
+    tenant_id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    secret_ref: SecretKeyRef
+
+
+class StaticToken(KvModel):
+    """A bearer token read from a Secret: what the local vault accepts."""
+
+    secret_ref: SecretKeyRef
+
+
+class VaultAuth(KvModel):
+    """How to authenticate to the vault: exactly one of the four methods."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": AUTH_EXACTLY_ONE_RULE,
+                    "message": "exactly one of workloadIdentity, managedIdentity, clientSecret"
+                    " or token must be set",
+                }
+            ]
+        }
+    )
+
+    workload_identity: WorkloadIdentity | None = None
+    managed_identity: ManagedIdentity | None = None
+    client_secret: ClientSecret | None = None
+    token: StaticToken | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> VaultAuth:
+        given = [name for name in AUTH_METHODS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "exactly one of workloadIdentity, managedIdentity, clientSecret or token"
+                f" must be set ({len(given)} given)"
+            )
+        return self
+
+    @property
+    def method(self) -> str:
+        """The camelCase name of the chosen method, e.g. `workloadIdentity`."""
+        for name in AUTH_METHODS:
+            if getattr(self, name) is not None:
+                return camel(name)
+        raise AssertionError("validated: exactly one method is set")  # pragma: no cover
+
+
+class KeyVaultSpec(KvModel):
+    """Where the vault is and how to reach it."""
+
+    url: str = Field(
+        pattern=r"^https://[^\s/]+(/.*)?$",
+        description="The vault's base URL, https only (the Azure SDK refuses http).",
+    )
+    auth: VaultAuth
+    ca_bundle: str | None = Field(
+        default=None, description="PEM of a private TLS root, e.g. the local vault's ca.crt."
+    )
+
+
+class KeyVaultStatus(KvModel):
+    """Whether the operator could reach the vault with the given credentials."""
+
+    observed_generation: int | None = None
+    conditions: list[Condition] | None = Field(default=None, json_schema_extra=LIST_MAP_BY_TYPE)
+
+
+class KeyVault(KvModel):
+    """A namespaced reference to an Azure Key Vault (or the local vault)."""
+
+    KIND: ClassVar[str] = "KeyVault"
+
+    metadata: ObjectMeta
+    spec: KeyVaultSpec
+    status: KeyVaultStatus = Field(default_factory=KeyVaultStatus)
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> KeyVault:
+        """Parse a kopf body; raises `InvalidResource` with a message fit for a condition."""
+        return _parse(cls, body)
+
+
+class ClusterKeyVault(KeyVault):
+    """The same as KeyVault, cluster-scoped: usable from every namespace."""
+
+    KIND: ClassVar[str] = "ClusterKeyVault"
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> ClusterKeyVault:
+        return _parse(cls, body)
+
+
+_Vault = TypeVar("_Vault", bound=KeyVault)
+
+
+def _parse(cls: type[_Vault], body: Mapping[str, Any]) -> _Vault:
+    try:
+        status = KeyVaultStatus.model_validate(section(body, "status"))
+    except ValidationError:
+        status = KeyVaultStatus()  # status is ours; a stale shape is rewritten, not fatal
+    try:
+        return cls.model_validate(
+            {"metadata": section(body, "metadata"), "spec": section(body, "spec"), "status": status}
+        )
+    except ValidationError as error:
+        raise InvalidResource.from_validation_error(cls.KIND, error) from None

@@ -1,0 +1,292 @@
+"""The typed async Key Vault client: every call the operator makes, nothing else.
+
+Each method sends one logical request (session.py retries it when that is safe) and returns the
+operator's own observed values, never a wire shape. The vault may be Azure or kvcert's local
+vault in either profile; the differences are folded in convert.py and errors.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+from kvcert.keyvault import wire
+from kvcert.keyvault.convert import (
+    Issuer,
+    certificate_from_wire,
+    issuer_from_wire,
+    operation_from_wire,
+)
+from kvcert.keyvault.credentials import VaultCredential
+from kvcert.keyvault.errors import BadParameter, OperationNotInProgress, UnexpectedResponse
+from kvcert.keyvault.policy import CertificatePolicySpec, build_policy
+from kvcert.keyvault.retry import RetryPolicy, VaultRateLimiter, parse_retry_after
+from kvcert.keyvault.session import (
+    DEFAULT_TIMEOUT,
+    VaultSession,
+    make_ssl_context,
+    parse_model,
+)
+from kvcert.reconcile.observed import ObservedCertificate, ObservedOperation
+
+SUPPORTED_API_VERSIONS = ("7.5", "7.6", "2025-07-01", "2026-04-01")
+_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+_VERSION = re.compile(r"^[0-9A-Za-z]{1,64}$")
+
+
+@dataclass(frozen=True)
+class CertificateSecret:
+    """A certificate's secret for the tls Secret: PEM text (key + chain) or base64 PKCS#12.
+    Never printed: the repr hides the value."""
+
+    content_type: str
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"CertificateSecret(content_type={self.content_type!r}, value=<redacted>)"
+
+
+def _operation(response: httpx.Response) -> ObservedOperation:
+    return operation_from_wire(
+        parse_model(wire.CertificateOperation, response),
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+    )
+
+
+def _name(name: str) -> str:
+    """Key Vault names are letters, digits and dashes: checking them keeps paths unambiguous."""
+    if not _NAME.match(name):
+        raise ValueError(f"invalid Key Vault object name {name[:40]!r}")
+    return name
+
+
+class KeyVaultClient:
+    """One vault. Create one per vault URL and credential; share its rate limiter with any
+    other client of the same vault. Without `transport`, TLS trusts `ca_bundle_pem` alone when
+    given, else the system roots; pass a prebuilt `ssl_context` (make_ssl_context, run off the
+    event loop) to share one trust store between clients."""
+
+    def __init__(
+        self,
+        vault_url: str,
+        credential: VaultCredential,
+        *,
+        ca_bundle_pem: str | None = None,
+        api_version: str = "7.5",
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        rate_limiter: VaultRateLimiter | None = None,
+        verify_challenge_resource: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if api_version not in SUPPORTED_API_VERSIONS:
+            raise ValueError(f"api_version must be one of {SUPPORTED_API_VERSIONS}")
+        if ssl_context is None and transport is None:
+            ssl_context = make_ssl_context(ca_bundle_pem)
+        self._session = VaultSession(
+            vault_url,
+            credential,
+            api_version=api_version,
+            ssl_context=ssl_context,
+            transport=transport,
+            timeout=timeout,
+            retry=retry or RetryPolicy(),
+            rate_limiter=rate_limiter or VaultRateLimiter(),
+            verify_challenge_resource=verify_challenge_resource,
+        )
+
+    @property
+    def vault_url(self) -> str:
+        return self._session.vault_url
+
+    @property
+    def api_version(self) -> str:
+        return self._session.api_version
+
+    async def close(self) -> None:
+        """Close the HTTP connections (the credential belongs to the caller)."""
+        await self._session.close()
+
+    async def __aenter__(self) -> KeyVaultClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- pending operations -------------------------------------------------------------------
+
+    async def create_certificate(
+        self,
+        name: str,
+        policy: CertificatePolicySpec | wire.CertificatePolicy,
+        tags: Mapping[str, str] | None = None,
+    ) -> ObservedOperation:
+        """Start a certificate (202; its Retry-After lands in `retry_after`). Not retried once
+        the vault may have acted: a 409 on a later call is the caller's cue to adopt."""
+        if isinstance(policy, CertificatePolicySpec):
+            policy = build_policy(policy)
+        body = wire.CertificateCreateParameters(policy=policy, tags=dict(tags) if tags else None)
+        response = await self._session.call(
+            "POST",
+            f"/certificates/{_name(name)}/create",
+            expect=202,
+            body=body,
+            create=True,
+            idempotent=False,
+        )
+        return _operation(response)
+
+    async def get_pending_operation(
+        self, name: str, request_id: str | None = None
+    ) -> ObservedOperation:
+        """Read the pending operation, with the vault's Retry-After hint for the next poll;
+        with `request_id`, a 404 means the pending operation is not that one."""
+        params = {"request_id": request_id} if request_id else None
+        response = await self._session.call(
+            "GET", f"/certificates/{_name(name)}/pending", params=params
+        )
+        return _operation(response)
+
+    async def cancel_pending_operation(self, name: str) -> ObservedOperation:
+        """Ask for cancellation. An operation that already ended raises OperationNotInProgress
+        in both profiles (the documented one answers 400, the service 403)."""
+        body = wire.CertificateOperationUpdateParameter(cancellation_requested=True)
+        try:
+            response = await self._session.call(
+                "PATCH", f"/certificates/{_name(name)}/pending", body=body
+            )
+        except BadParameter as exc:
+            if "version" in exc.message.lower():  # an api-version rejection, not a state
+                raise
+            raise OperationNotInProgress(
+                exc.status,
+                exc.code,
+                exc.message,
+                request_id=exc.request_id,
+                inner_code=exc.inner_code,
+            ) from None
+        return _operation(response)
+
+    async def delete_pending_operation(self, name: str) -> ObservedOperation:
+        """Delete the pending object; returns it as it was. May not cancel at the provider."""
+        response = await self._session.call("DELETE", f"/certificates/{_name(name)}/pending")
+        return _operation(response)
+
+    async def merge_certificate(
+        self,
+        name: str,
+        x5c_der_list: Sequence[bytes],
+        tags: Mapping[str, str] | None = None,
+    ) -> ObservedCertificate:
+        """Complete a manual (or failed/cancelled issuer) operation with a signed chain, leaf
+        first, each certificate as DER."""
+        if not x5c_der_list:
+            raise ValueError("merge needs at least the signed leaf certificate")
+        body = wire.CertificateMergeParameters(
+            x5c=[base64.b64encode(der).decode("ascii") for der in x5c_der_list],
+            tags=dict(tags) if tags else None,
+        )
+        response = await self._session.call(
+            "POST",
+            f"/certificates/{_name(name)}/pending/merge",
+            expect=201,
+            body=body,
+            idempotent=False,
+        )
+        return certificate_from_wire(parse_model(wire.CertificateBundle, response))
+
+    # --- certificates ---------------------------------------------------------------------------
+
+    async def import_certificate(
+        self,
+        name: str,
+        value: str | bytes,
+        *,
+        password: str | None = None,
+        policy: CertificatePolicySpec | wire.CertificatePolicy | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ObservedCertificate:
+        """Import a PFX (raw bytes or base64 text) or PEM text holding key and chain."""
+        if isinstance(value, bytes):
+            value = base64.b64encode(value).decode("ascii")
+        if isinstance(policy, CertificatePolicySpec):
+            policy = build_policy(policy)
+        body = wire.CertificateImportParameters.model_validate(
+            {"value": value, "pwd": password, "policy": policy, "tags": dict(tags or {}) or None}
+        )
+        response = await self._session.call(
+            "POST",
+            f"/certificates/{_name(name)}/import",
+            body=body,
+            create=True,
+            idempotent=False,
+        )
+        return certificate_from_wire(parse_model(wire.CertificateBundle, response))
+
+    async def get_certificate(self, name: str, version: str | None = None) -> ObservedCertificate:
+        """The given version, or the latest (which may be a pending one: enabled False)."""
+        path = f"/certificates/{_name(name)}/{self._version(version) if version else ''}"
+        response = await self._session.call("GET", path)
+        return certificate_from_wire(parse_model(wire.CertificateBundle, response))
+
+    async def get_certificate_secret(self, name: str, version: str) -> CertificateSecret:
+        """The secret behind a certificate version: what the tls Secret is built from."""
+        path = f"/secrets/{_name(name)}/{self._version(version)}"
+        response = await self._session.call("GET", path)
+        bundle = parse_model(wire.SecretBundle, response)
+        if bundle.value is None:
+            raise UnexpectedResponse("secret bundle without a value")
+        return CertificateSecret(
+            content_type=bundle.content_type or "application/x-pkcs12",
+            value=bundle.value.get_secret_value(),
+        )
+
+    async def delete_certificate(self, name: str) -> ObservedCertificate:
+        """Soft delete: the name stays taken until the deletion is purged or recovered."""
+        response = await self._session.call("DELETE", f"/certificates/{_name(name)}")
+        return certificate_from_wire(parse_model(wire.CertificateBundle, response))
+
+    # --- issuers --------------------------------------------------------------------------------
+
+    async def get_issuer(self, name: str) -> Issuer:
+        response = await self._session.call("GET", f"/certificates/issuers/{_name(name)}")
+        return issuer_from_wire(name, parse_model(wire.IssuerBundle, response))
+
+    async def set_issuer(
+        self,
+        name: str,
+        provider: str,
+        *,
+        account_id: str | None = None,
+        password: str | None = None,
+        organization_id: str | None = None,
+        enabled: bool = True,
+    ) -> Issuer:
+        """Create or replace an issuer (e.g. provider DigiCert for the demo)."""
+        credentials = None
+        if account_id is not None or password is not None:
+            credentials = wire.IssuerCredentials.model_validate(
+                {"account_id": account_id, "pwd": password}
+            )
+        body = wire.CertificateIssuerSetParameters(
+            provider=provider,
+            credentials=credentials,
+            org_details=wire.OrganizationDetails(id=organization_id) if organization_id else None,
+            attributes=wire.IssuerAttributesIn(enabled=enabled),
+        )
+        response = await self._session.call(
+            "PUT", f"/certificates/issuers/{_name(name)}", body=body
+        )
+        return issuer_from_wire(name, parse_model(wire.IssuerBundle, response))
+
+    @staticmethod
+    def _version(version: str) -> str:
+        if not _VERSION.match(version):
+            raise ValueError(f"invalid certificate version {version[:40]!r}")
+        return version

@@ -1,0 +1,161 @@
+"""The one place wire objects become the operator's observed values.
+
+Both profiles of the vault (and the live service) spell some things differently: status case,
+`canceled`/`cancelled`, a `target` with or without `?api-version=`. Each difference is folded
+here, so that equal states always compare equal downstream.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import textwrap
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+from cryptography import x509
+
+from kvcert.keyvault import wire
+from kvcert.keyvault.errors import KeyVaultError, KeyVaultHTTPError, UnexpectedResponse, scrub
+from kvcert.reconcile.observed import (
+    CallError,
+    ObservedCertificate,
+    ObservedOperation,
+    OperationError,
+    OperationStatus,
+)
+
+STATUS_DETAILS_MAX = 1000
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """A certificate issuer configured in the vault (its credentials are never read back)."""
+
+    name: str
+    provider: str
+    account_id: str | None = None
+    enabled: bool = True
+
+
+def operation_from_wire(
+    op: wire.CertificateOperation, *, retry_after: float | None = None
+) -> ObservedOperation:
+    if not op.request_id or not op.status:
+        raise UnexpectedResponse("pending operation without request_id or status")
+    try:
+        status = OperationStatus.parse(op.status)
+    except ValueError as exc:
+        raise UnexpectedResponse(str(exc)) from None
+    error = None
+    if op.error is not None and (op.error.code or op.error.message):
+        error = OperationError(code=op.error.code or "", message=scrub(op.error.message or ""))
+    return ObservedOperation(
+        request_id=op.request_id,
+        status=status,
+        status_details=scrub(op.status_details or "", STATUS_DETAILS_MAX),
+        cancellation_requested=bool(op.cancellation_requested),
+        issuer_name=op.issuer.name if op.issuer else None,
+        csr_pem=csr_to_pem(op.csr) if op.csr else None,
+        target=strip_query(op.target) if op.target else None,
+        error=error,
+        retry_after=retry_after,
+    )
+
+
+def certificate_from_wire(bundle: wire.CertificateBundle) -> ObservedCertificate:
+    if not bundle.id:
+        raise UnexpectedResponse("certificate bundle without id")
+    attributes = bundle.attributes or wire.CertificateAttributes()
+    der = _b64decode(bundle.cer, "cer") if bundle.cer else None
+    return ObservedCertificate(
+        id=strip_query(bundle.id),
+        version=version_from_id(bundle.id),
+        enabled=bool(attributes.enabled),
+        x5t=bundle.x5t,
+        serial_number=serial_number(der) if der else None,
+        not_before=unix_to_datetime(attributes.nbf),
+        not_after=unix_to_datetime(attributes.exp),
+        der=der,
+        pending_id=bundle.pending.id if bundle.pending else None,
+        tags=dict(bundle.tags or {}),
+    )
+
+
+def call_error(error: KeyVaultError) -> CallError:
+    """Reduce a client error to what decisions branch on. Status None means no HTTP answer
+    (transport), or no usable one (a credential failure or an unexpected response): all worth
+    another try later, never a tight loop."""
+    if isinstance(error, KeyVaultHTTPError):
+        return CallError(
+            status=error.status,
+            code=error.code or type(error).__name__,
+            message=error.message,
+            retry_after=error.retry_after,
+        )
+    return CallError(status=None, code=type(error).__name__, message=scrub(str(error)))
+
+
+def issuer_from_wire(name: str, bundle: wire.IssuerBundle) -> Issuer:
+    return Issuer(
+        name=name,
+        provider=bundle.provider or "",
+        account_id=bundle.credentials.account_id if bundle.credentials else None,
+        enabled=True if bundle.attributes is None else bundle.attributes.enabled is not False,
+    )
+
+
+def csr_to_pem(csr_b64: str) -> str:
+    """Re-wrap the base64 DER Key Vault sends as the PEM users paste into a CA's form."""
+    der = _b64decode(csr_b64, "csr")
+    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode("ascii"), 64))
+    return f"-----BEGIN CERTIFICATE REQUEST-----\n{body}\n-----END CERTIFICATE REQUEST-----\n"
+
+
+def serial_number(der: bytes) -> str | None:
+    """Upper-case hex of the serial's DER bytes, as the Azure portal and openssl show it. None
+    when `cer` is not a certificate (the API's own examples hold placeholders)."""
+    try:
+        with warnings.catch_warnings():
+            # Old certificates (the API's examples among them) carry negative serials, which
+            # cryptography still parses but warns about; the bytes are what people compare.
+            warnings.simplefilter("ignore")
+            serial = x509.load_der_x509_certificate(der).serial_number
+    except ValueError:
+        return None
+    if serial >= 0:
+        text = f"{serial:X}"
+        return text.zfill(len(text) + len(text) % 2)
+    length = 1
+    while True:
+        try:
+            return serial.to_bytes(length, "big", signed=True).hex().upper()
+        except OverflowError:
+            length += 1
+
+
+def version_from_id(object_id: str) -> str:
+    """`https://host/certificates/{name}/{version}` -> version; "" when the id has none."""
+    parts = [p for p in urlsplit(object_id).path.split("/") if p]
+    if len(parts) >= 3 and parts[0] in ("certificates", "deletedcertificates", "secrets"):
+        return parts[2]
+    return ""
+
+
+def strip_query(url: str) -> str:
+    """The documented profile puts `?api-version=` on `target`, the service does not."""
+    split = urlsplit(url.strip())
+    return urlunsplit((split.scheme, split.netloc, split.path.rstrip("/"), "", ""))
+
+
+def unix_to_datetime(seconds: int | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _b64decode(text: str, field: str) -> bytes:
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise UnexpectedResponse(f"field {field!r} is not base64") from None

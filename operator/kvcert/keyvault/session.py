@@ -1,0 +1,268 @@
+"""One vault's HTTP plumbing: TLS, the bearer challenge, rate limits, retries, error mapping and
+the single log line per request. client.py stays a list of calls on top of it.
+
+The first request to a vault goes out with no token and no body, as Microsoft's SDK does: the
+401 challenge names the token's audience, and no token leaves the process before the vault has
+proved (by its host) that it belongs to that audience.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from collections.abc import Mapping
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from kvcert.keyvault import wire
+from kvcert.keyvault.credentials import (
+    Challenge,
+    VaultCredential,
+    challenge_matches_vault,
+    parse_challenge,
+)
+from kvcert.keyvault.errors import (
+    CredentialUnavailable,
+    InsecureVaultURL,
+    KeyVaultConnectionError,
+    KeyVaultError,
+    KeyVaultTimeout,
+    KeyVaultTLSError,
+    KeyVaultTransportError,
+    Unauthorized,
+    UnexpectedResponse,
+    error_class,
+    scrub,
+)
+from kvcert.keyvault.retry import RetryPolicy, VaultRateLimiter, parse_retry_after
+
+log = logging.getLogger("kvcert.keyvault")
+
+M = TypeVar("M", bound=BaseModel)
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0, pool=10.0)
+USER_AGENT = "kvcert/0.1"
+
+
+def make_ssl_context(ca_bundle_pem: str | None) -> ssl.SSLContext:
+    """Trust only the given private root when there is one, else the system's roots. Loading
+    the system store reads files: call it off the event loop (KeyVaultClient.open does)."""
+    if ca_bundle_pem and ca_bundle_pem.strip():
+        return ssl.create_default_context(cadata=ca_bundle_pem)
+    return ssl.create_default_context()
+
+
+def check_vault_url(vault_url: str) -> str:
+    split = urlsplit(vault_url.strip())
+    if split.scheme.lower() != "https":
+        raise InsecureVaultURL(f"vault URL must use https, got {split.scheme or 'no'} scheme")
+    if not split.hostname:
+        raise InsecureVaultURL("vault URL has no host")
+    if split.query or split.fragment or split.path.strip("/"):
+        raise InsecureVaultURL("vault URL must be just https://host[:port]")
+    return f"https://{split.netloc}"
+
+
+def parse_model(model: type[M], response: httpx.Response) -> M:
+    """Validate a body without ever echoing it: pydantic's messages quote the input, which may
+    be a secret, so only field locations and error kinds are kept."""
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['type']}"
+            for e in exc.errors(include_input=False, include_url=False)[:5]
+        )
+        raise UnexpectedResponse(f"{model.__name__} body did not validate ({where})") from None
+
+
+def error_from_response(response: httpx.Response) -> KeyVaultError:
+    status = response.status_code
+    path = response.request.url.path
+    if status < 400:
+        return UnexpectedResponse(f"{response.request.method} {path}: unexpected status {status}")
+    code, message, inner = "", "", None
+    try:
+        body = wire.ErrorBody.model_validate_json(response.content)
+    except ValidationError:
+        message = response.text
+    else:
+        if body.error is not None:
+            code = body.error.code or ""
+            message = body.error.message or ""
+            inner = body.error.innererror.code if body.error.innererror else None
+    cls = error_class(status, code, inner_code=inner, message=message)
+    return cls(
+        status,
+        code,
+        message,
+        request_id=response.headers.get("x-ms-request-id"),
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+        inner_code=inner,
+    )
+
+
+def _transport_error(exc: httpx.TransportError) -> KeyVaultTransportError:
+    text = scrub(str(exc) or type(exc).__name__)
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(cause):
+            return KeyVaultTLSError(f"TLS failed: {text}", request_sent=False)
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        return KeyVaultTimeout(f"timed out connecting: {text}", request_sent=False)
+    if isinstance(exc, httpx.TimeoutException):
+        return KeyVaultTimeout(f"timed out: {text}")
+    if isinstance(exc, httpx.ConnectError):
+        return KeyVaultConnectionError(f"cannot connect: {text}", request_sent=False)
+    return KeyVaultConnectionError(f"connection failed: {text}")
+
+
+class VaultSession:
+    def __init__(
+        self,
+        vault_url: str,
+        credential: VaultCredential,
+        *,
+        api_version: str,
+        ssl_context: ssl.SSLContext | None,
+        transport: httpx.AsyncBaseTransport | None,
+        timeout: httpx.Timeout | float,
+        retry: RetryPolicy,
+        rate_limiter: VaultRateLimiter,
+        verify_challenge_resource: bool,
+    ) -> None:
+        self.vault_url = check_vault_url(vault_url)
+        self.api_version = api_version
+        self._credential = credential
+        self._retry = retry
+        self._limiter = rate_limiter
+        self._verify_resource = verify_challenge_resource
+        self._scope: str | None = None
+        self._http = httpx.AsyncClient(
+            base_url=self.vault_url,
+            transport=transport,
+            verify=ssl_context if ssl_context is not None else True,
+            timeout=timeout,
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        expect: int = 200,
+        body: wire.Request | None = None,
+        params: Mapping[str, str] | None = None,
+        create: bool = False,
+        idempotent: bool = True,
+    ) -> httpx.Response:
+        """One logical call: retried per policy, answered only with the exact success code."""
+        content = json.dumps(body.to_wire()).encode() if body is not None else None
+        query = {**(params or {}), "api-version": self.api_version}
+
+        async def attempt() -> httpx.Response:
+            response = await self._authorized(method, path, content, query, create)
+            if response.status_code != expect:
+                raise error_from_response(response)
+            return response
+
+        return await self._retry.run(attempt, idempotent=idempotent)
+
+    async def _authorized(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        query: dict[str, str],
+        create: bool,
+    ) -> httpx.Response:
+        if self._scope is None:
+            probe = await self._send(method, path, b"" if content is not None else None, query)
+            if probe.status_code != 401:
+                if content is None:
+                    return probe  # a bodyless call is answered (or failed) by the probe itself
+                if probe.status_code == 429 or probe.status_code >= 500:
+                    raise error_from_response(probe)  # busy, not authless: retry the probe
+                # No challenge: this vault wants no token, so send the real request as is.
+                return await self._send(method, path, content, query, create=create)
+            self._learn(parse_challenge(probe.headers.get("www-authenticate")), probe)
+        assert self._scope is not None
+        response = await self._send(method, path, content, query, scope=self._scope, create=create)
+        if response.status_code == 401:
+            # A changed audience (or tenant move) is announced by a new challenge: follow once.
+            challenge = parse_challenge(response.headers.get("www-authenticate"))
+            if challenge is not None and challenge.scope != self._scope:
+                self._learn(challenge, response)
+                response = await self._send(
+                    method, path, content, query, scope=self._scope, create=create
+                )
+        return response
+
+    def _learn(self, challenge: Challenge | None, response: httpx.Response) -> None:
+        if challenge is None:
+            raise error_from_response(response)
+        if self._verify_resource and not challenge_matches_vault(self.vault_url, challenge):
+            raise Unauthorized(
+                401,
+                "ChallengeResourceMismatch",
+                f"the vault asked for a token for {challenge.resource}, which does not match "
+                "its host; no token was sent (set verify_challenge_resource=False for a vault "
+                "on an IP address or a single-label host)",
+            )
+        self._scope = challenge.scope
+
+    async def _token(self, scope: str) -> str:
+        try:
+            return await self._credential.get_token(scope)
+        except Exception as exc:
+            # azure-identity's messages name the identity and the failing step, never the
+            # token; they are scrubbed anyway like any other text that reaches status.
+            raise CredentialUnavailable(
+                f"cannot get a token for {scope}: {scrub(str(exc)) or type(exc).__name__}"
+            ) from exc
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        query: dict[str, str],
+        *,
+        scope: str | None = None,
+        create: bool = False,
+    ) -> httpx.Response:
+        headers: dict[str, str] = {}
+        if content:
+            headers["Content-Type"] = "application/json"
+        if scope is not None:
+            headers["Authorization"] = f"Bearer {await self._token(scope)}"
+        await self._limiter.acquire(create=create)
+        request = self._http.build_request(
+            method, path, params=query, content=content, headers=headers
+        )
+        started = time.perf_counter()
+        try:
+            response = await self._http.send(request)
+            await response.aread()
+        except httpx.TransportError as exc:
+            error = _transport_error(exc)
+            log.debug("%s %s -> %s", method, path, type(error).__name__)
+            raise error from exc
+        log.debug(
+            "%s %s -> %d in %.0f ms",
+            method,
+            path,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response

@@ -1,0 +1,56 @@
+"""Facts the handler gathers from the cluster, reduced to what decisions need.
+
+They say *that* a Secret exists and *which* content it holds (a fingerprint), never the content:
+nothing in an `Input` may be a secret, so an `Input` can be logged and put in a test table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SecretFacts:
+    """The output kubernetes.io/tls Secret, from its labels (written by `WriteSecret`)."""
+
+    exists: bool
+    ours: bool = False
+    """Managed by kvcert for this Certificate (label or ownerReference)."""
+    x5t: str | None = None
+    version: str | None = None
+
+    @classmethod
+    def absent(cls) -> SecretFacts:
+        return cls(exists=False)
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """A Secret the operator reads from: mergeFrom (a signed chain) or importFrom (PFX or PEM).
+
+    `fingerprint` is a digest of the usable content (tls.crt for merge; the PFX or the PEM pair
+    for import), None when the Secret exists but holds nothing usable.
+    """
+
+    exists: bool
+    fingerprint: str | None = None
+    chain_pem_length: int = 0
+    format: str | None = None
+    """`pfx` or `pem` for an import source."""
+
+    @classmethod
+    def absent(cls) -> SourceFacts:
+        return cls(exists=False)
+
+
+@dataclass(frozen=True)
+class VaultFacts:
+    """The KeyVault or ClusterKeyVault the Certificate refers to."""
+
+    ready: bool = True
+    missing: bool = False
+    message: str = ""
+
+    @classmethod
+    def absent(cls, message: str = "") -> VaultFacts:
+        return cls(ready=False, missing=True, message=message)

@@ -1,0 +1,288 @@
+"""Results of actions, and the one mapping from a call's result to an outcome.
+
+The handler's part is mechanical: perform the action, then
+`inp = inp.with_outcome(outcome_of(action, result_or_call_error))`. Which HTTP statuses mean
+"adopt", "report" or "retry later" is decided here, next to the decisions that depend on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from kvcert.reconcile.actions import (
+    Action,
+    CancelOperation,
+    CreateCertificate,
+    DeleteCertificate,
+    DeletePendingOperation,
+    Emit,
+    ImportCertificate,
+    MergeChain,
+    ReadCertificate,
+    ReadImportSecret,
+    ReadMergeSecret,
+    ReadOperation,
+    ReadSecret,
+    RecordIntent,
+    WriteCsrConfigMap,
+    WriteSecret,
+)
+from kvcert.reconcile.facts import SecretFacts, SourceFacts
+from kvcert.reconcile.observed import (
+    NOT_FOUND,
+    CallError,
+    NotFound,
+    ObservedCertificate,
+    ObservedOperation,
+)
+
+
+@dataclass(frozen=True)
+class StatusWritten:
+    patch: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Created:
+    operation: ObservedOperation
+
+
+@dataclass(frozen=True)
+class Imported:
+    certificate: ObservedCertificate
+
+
+@dataclass(frozen=True)
+class Merged:
+    certificate: ObservedCertificate
+
+
+@dataclass(frozen=True)
+class OperationRead:
+    operation: ObservedOperation | NotFound
+
+
+@dataclass(frozen=True)
+class CertificateRead:
+    certificate: ObservedCertificate | NotFound
+
+
+@dataclass(frozen=True)
+class SecretRead:
+    facts: SecretFacts
+
+
+@dataclass(frozen=True)
+class MergeSecretRead:
+    facts: SourceFacts
+
+
+@dataclass(frozen=True)
+class ImportSecretRead:
+    facts: SourceFacts
+
+
+@dataclass(frozen=True)
+class SecretWritten:
+    x5t: str
+    version: str
+
+
+@dataclass(frozen=True)
+class CsrPublished:
+    name: str
+
+
+@dataclass(frozen=True)
+class CancelRequested:
+    operation: ObservedOperation
+
+
+@dataclass(frozen=True)
+class PendingDeleted:
+    pass
+
+
+@dataclass(frozen=True)
+class CertificateDeleted:
+    pass
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """409 on create or import: a pending operation is in progress (ours or not)."""
+
+    action: Literal["create", "import"]
+    error: CallError
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Key Vault refused a create or import for good (400 and the like)."""
+
+    action: Literal["create", "import"]
+    error: CallError
+
+
+@dataclass(frozen=True)
+class MergeRefused:
+    """403 (an issuer's request is in progress) or 400 (bad chain, key mismatch)."""
+
+    fingerprint: str
+    forbidden: bool
+    error: CallError
+
+
+@dataclass(frozen=True)
+class CancelRefused:
+    error: CallError
+
+
+@dataclass(frozen=True)
+class SecretConflict:
+    """The output Secret exists and is not ours: it is never overwritten."""
+
+    error: CallError
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A call that may succeed if repeated unchanged later: backoff, keep everything recorded."""
+
+    action: str
+    error: CallError
+
+
+Outcome = (
+    StatusWritten
+    | Created
+    | Imported
+    | Merged
+    | OperationRead
+    | CertificateRead
+    | SecretRead
+    | MergeSecretRead
+    | ImportSecretRead
+    | SecretWritten
+    | CsrPublished
+    | CancelRequested
+    | PendingDeleted
+    | CertificateDeleted
+    | Conflict
+    | Rejected
+    | MergeRefused
+    | CancelRefused
+    | SecretConflict
+    | Failed
+)
+
+_T = TypeVar("_T")
+
+
+def _expect(result: object, kind: type[_T]) -> _T:
+    if not isinstance(result, kind):
+        raise TypeError(f"expected {kind.__name__}, got {type(result).__name__}")
+    return result
+
+
+def outcome_of(action: Action, result: object) -> Outcome | None:
+    """Map what performing `action` returned (its value, or a `CallError`) to an outcome.
+
+    Success values: RecordIntent, DeleteCertificate, WriteCsrConfigMap, Emit -> None;
+    CreateCertificate, ReadOperation, CancelOperation -> ObservedOperation;
+    DeletePendingOperation -> anything; ImportCertificate, ReadCertificate, MergeChain ->
+    ObservedCertificate; ReadSecret -> SecretFacts; ReadMergeSecret, ReadImportSecret ->
+    SourceFacts; WriteSecret -> None. `None` is returned only for Emit.
+    """
+    if isinstance(result, CallError):
+        return _failure(action, result)
+    match action:
+        case RecordIntent():
+            return StatusWritten(action.patch)
+        case CreateCertificate():
+            return Created(_expect(result, ObservedOperation))
+        case ImportCertificate():
+            return Imported(_expect(result, ObservedCertificate))
+        case ReadOperation():
+            return OperationRead(_expect(result, ObservedOperation))
+        case ReadCertificate():
+            return CertificateRead(_expect(result, ObservedCertificate))
+        case CancelOperation():
+            return CancelRequested(_expect(result, ObservedOperation))
+        case DeletePendingOperation():
+            return PendingDeleted()
+        case MergeChain():
+            return Merged(_expect(result, ObservedCertificate))
+        case DeleteCertificate():
+            return CertificateDeleted()
+        case ReadSecret():
+            return SecretRead(_expect(result, SecretFacts))
+        case ReadMergeSecret():
+            return MergeSecretRead(_expect(result, SourceFacts))
+        case ReadImportSecret():
+            return ImportSecretRead(_expect(result, SourceFacts))
+        case WriteSecret():
+            return SecretWritten(x5t=action.x5t, version=action.version)
+        case WriteCsrConfigMap():
+            return CsrPublished(action.name)
+        case Emit():
+            return None
+
+
+def _failure(action: Action, error: CallError) -> Outcome | None:
+    """Classify a failed call. Anything not recognised is `Failed`: retried with backoff."""
+    if isinstance(action, Emit):
+        return None
+    if error.transient:
+        return Failed(type(action).__name__, error)
+    status = error.status
+    match action:
+        case CreateCertificate() | ImportCertificate():
+            kind: Literal["create", "import"] = (
+                "create" if isinstance(action, CreateCertificate) else "import"
+            )
+            if status == 409:
+                return Conflict(kind, error)
+            if status in (400, 404, 422):
+                return Rejected(kind, error)
+        case ReadOperation() if status == 404:
+            return OperationRead(NOT_FOUND)
+        case ReadCertificate() if status == 404:
+            return CertificateRead(NOT_FOUND)
+        case CancelOperation():
+            if status in (400, 403, 409):
+                return CancelRefused(error)
+            if status == 404:
+                return OperationRead(NOT_FOUND)
+        case DeletePendingOperation() if status == 404:
+            return PendingDeleted()
+        case DeleteCertificate() if status == 404:
+            return CertificateDeleted()
+        case MergeChain():
+            if status == 404:
+                return OperationRead(NOT_FOUND)
+            if status is not None and 400 <= status < 500:
+                return MergeRefused(action.fingerprint, forbidden=status == 403, error=error)
+        case WriteSecret() if status == 409:
+            return SecretConflict(error)
+        case ReadSecret() if status == 404:
+            return SecretRead(SecretFacts.absent())
+        case ReadMergeSecret() if status == 404:
+            return MergeSecretRead(SourceFacts.absent())
+        case ReadImportSecret() if status == 404:
+            return ImportSecretRead(SourceFacts.absent())
+        case _:
+            pass
+    return Failed(type(action).__name__, error)
+
+
+def proceeds(outcome: Outcome | None) -> bool:
+    """Whether the rest of a step may run after this outcome.
+
+    Only a durable status write (the intent) or an event lets the next action of the same step
+    run; after anything else, and above all after a failed intent write, the handler decides
+    again. This is what guarantees that no create is ever sent without its intent on record.
+    """
+    return outcome is None or isinstance(outcome, StatusWritten)

@@ -1,0 +1,66 @@
+"""The closed set of reasons: the same strings in conditions, events and metrics.
+
+Each member's comment is its one-line meaning. A closed set lets dashboards and alerts match on
+reasons safely: a new reason is a reviewed change here, never a string made up at a call site.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Reason(enum.StrEnum):
+    # progress
+    ISSUING = "Issuing"  # a Key Vault operation for the current spec is in progress
+    CREATED = "Created"  # Key Vault accepted the create; its pending operation is followed
+    ADOPTED = "Adopted"  # an operation this Certificate started earlier was found and adopted
+    AWAITING_MERGE = "AwaitingMerge"  # a manual request waits for a signed chain in mergeFrom
+    CANCELLING = "Cancelling"  # cancellation was requested; the issuer has not acted yet
+    SUPERSEDED = "Superseded"  # the spec changed while the previous spec's operation runs
+    MERGED = "Merged"  # the signed chain was merged into the pending operation
+    IMPORTED = "Imported"  # the certificate was imported from importFrom
+    ISSUED = "Issued"  # the certificate is issued and delivered to the output Secret
+    # the operation ended without a certificate
+    OPERATION_FAILED = "OperationFailed"  # the issuer failed or rejected the request
+    OPERATION_CANCELLED = "OperationCancelled"  # the request was cancelled
+    PENDING_NOT_FOUND = "PendingNotFound"  # the pending operation was deleted out of band
+    # refusals that need a human
+    INVALID_SPEC = "InvalidSpec"  # the spec does not satisfy the resource's rules
+    CONFLICT = "Conflict"  # a pending operation that is not ours blocks the create or import
+    REJECTED = "Rejected"  # Key Vault refused the create or import as invalid
+    CANCEL_REFUSED = "CancelRefused"  # Key Vault refused the cancellation (not in progress)
+    MERGE_FORBIDDEN = "MergeForbidden"  # merge refused while an issuer's request is in progress
+    MERGE_REJECTED = "MergeRejected"  # the chain does not parse or does not match the key
+    MERGE_SECRET_INVALID = "MergeSecretInvalid"  # noqa: S105 - mergeFrom's Secret has no usable tls.crt
+    IMPORT_SECRET_MISSING = "ImportSecretMissing"  # noqa: S105 - importFrom's Secret does not exist (yet)
+    IMPORT_SECRET_INVALID = "ImportSecretInvalid"  # noqa: S105 - importFrom's Secret holds no PFX or PEM+key
+    SECRET_CONFLICT = "SecretConflict"  # noqa: S105 - the output Secret exists and is not managed by kvcert
+    CERTIFICATE_MISSING = "CertificateMissing"  # the operation completed but no certificate
+    NOT_OWNED = "NotOwned"  # the Key Vault certificate is not managed by this resource
+    # waiting on something outside
+    VAULT_NOT_READY = "VaultNotReady"  # the referenced KeyVault is missing or not Ready
+    KEY_VAULT_ERROR = "KeyVaultError"  # a call failed transiently; it is retried with backoff
+    THROTTLED = "Throttled"  # Key Vault or the API server asked to slow down
+    ACCESS_DENIED = "AccessDenied"  # the credentials may not do this; retried with backoff
+    # deletion
+    PENDING_DELETED = "PendingDeleted"  # the pending operation was deleted (DeletePending)
+    CERTIFICATE_DELETED = "CertificateDeleted"  # the certificate was soft-deleted (Delete)
+    VAULT_MISSING = "VaultMissing"  # the vault is gone: nothing could be cleaned up in it
+
+
+NORMAL = frozenset(
+    {
+        Reason.ISSUING,
+        Reason.CREATED,
+        Reason.ADOPTED,
+        Reason.AWAITING_MERGE,
+        Reason.CANCELLING,
+        Reason.SUPERSEDED,
+        Reason.MERGED,
+        Reason.IMPORTED,
+        Reason.ISSUED,
+        Reason.PENDING_DELETED,
+        Reason.CERTIFICATE_DELETED,
+    }
+)
+"""Reasons whose events are `Normal`; every other reason is worth a `Warning`."""
