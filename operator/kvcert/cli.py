@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from kvcert import __version__
+from kvcert import __version__, operator_cli
 from kvcert.devcluster import cli as devcluster_cli
 from kvcert.vault import cli as vault_cli
 
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kvcert", description=__doc__)
     parser.add_argument("--version", action="version", version=f"kvcert {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    operator_cli.register(commands)
     vault_cli.register(commands)
     devcluster_cli.register(commands)
     return parser

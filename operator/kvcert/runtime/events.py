@@ -1,0 +1,62 @@
+"""Kubernetes Events on Certificates: the same reason strings as the conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from kvcert.runtime.kube import GROUP, VERSION
+
+log = logging.getLogger("kvcert.events")
+COMPONENT = "kvcert"
+MESSAGE_LIMIT = 1000
+
+
+class EventRecorder:
+    """Posts core/v1 Events; a failure to post is logged, never fatal to a reconcile."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._core = client.CoreV1Api(api)
+
+    async def emit(
+        self, body: Mapping[str, Any], event_type: str, reason: str, message: str, kind: str
+    ) -> None:
+        meta = body.get("metadata", {})
+        namespace = meta.get("namespace") or "default"
+        now = datetime.now(UTC)
+        event = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                name=f"{meta.get('name', 'object')}.{uuid.uuid4().hex[:16]}",
+                namespace=namespace,
+            ),
+            involved_object=client.V1ObjectReference(
+                api_version=f"{GROUP}/{VERSION}",
+                kind=kind,
+                name=meta.get("name"),
+                namespace=meta.get("namespace"),
+                uid=meta.get("uid"),
+                resource_version=meta.get("resourceVersion"),
+            ),
+            reason=reason,
+            message=message[:MESSAGE_LIMIT],
+            type=event_type,
+            source=client.V1EventSource(component=COMPONENT),
+            reporting_component=COMPONENT,
+            reporting_instance=COMPONENT,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+        )
+        try:
+            await asyncio.to_thread(self._core.create_namespaced_event, namespace, event)
+        except ApiException as error:
+            log.warning(
+                "could not post event %s on %s: HTTP %s", reason, meta.get("name"), error.status
+            )

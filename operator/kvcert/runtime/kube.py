@@ -1,0 +1,202 @@
+"""Kubernetes calls the operator makes, off the event loop.
+
+The official client is synchronous; every call here runs in a worker thread so that one slow
+API request never stalls the watch streams or the other objects' handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from kvcert.reconcile.observed import CallError
+
+GROUP = "kvcert.io"
+VERSION = "v1alpha1"
+CERTIFICATES = "certificates"
+KEYVAULTS = "keyvaults"
+CLUSTERKEYVAULTS = "clusterkeyvaults"
+FINALIZER = "kvcert.io/cleanup"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+CERTIFICATE_LABEL = "kvcert.io/certificate"
+UID_ANNOTATION = "kvcert.io/certificate-uid"
+X5T_ANNOTATION = "kvcert.io/x5t"
+VERSION_ANNOTATION = "kvcert.io/version"
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster config inside a pod, else KUBECONFIG / ~/.kube/config."""
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return client.ApiClient(configuration)
+    return cast(client.ApiClient, config.new_client_from_config(config_file=kubeconfig))  # type: ignore[no-untyped-call]
+
+
+def call_error(error: ApiException) -> CallError:
+    """Only the status and reason: API error bodies can echo what was sent."""
+    return CallError(status=error.status, code=str(error.reason or ""), message="")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The Certificate that owns what the operator writes for it."""
+
+    name: str
+    uid: str
+
+    def reference(self) -> client.V1OwnerReference:
+        return client.V1OwnerReference(
+            api_version=f"{GROUP}/{VERSION}",
+            kind="Certificate",
+            name=self.name,
+            uid=self.uid,
+            controller=True,
+            block_owner_deletion=False,
+        )
+
+
+class Kube:
+    """The few Kubernetes operations the operator needs, each one request, each off the loop."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._api = api
+        self._core = client.CoreV1Api(api)
+        self._custom = client.CustomObjectsApi(api)
+
+    async def patch_certificate_status(
+        self,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """Merge-patch status; with `resource_version`, fail with 409 if the object moved on."""
+        body: dict[str, Any] = {"status": dict(patch)}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        result = await asyncio.to_thread(
+            self._custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            CERTIFICATES,
+            name,
+            body,
+        )
+        return cast(dict[str, Any], result)
+
+    async def patch_vault_status(
+        self, namespace: str | None, name: str, patch: Mapping[str, Any]
+    ) -> None:
+        body = {"status": dict(patch)}
+        if namespace is None:
+            await asyncio.to_thread(
+                self._custom.patch_cluster_custom_object_status,
+                GROUP,
+                VERSION,
+                CLUSTERKEYVAULTS,
+                name,
+                body,
+            )
+        else:
+            await asyncio.to_thread(
+                self._custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                KEYVAULTS,
+                name,
+                body,
+            )
+
+    async def set_finalizer(self, namespace: str, name: str, finalizers: list[str]) -> None:
+        await asyncio.to_thread(
+            self._custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            CERTIFICATES,
+            name,
+            {"metadata": {"finalizers": finalizers}},
+        )
+
+    async def get_vault(self, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            if namespace is None:
+                found = await asyncio.to_thread(
+                    self._custom.get_cluster_custom_object, GROUP, VERSION, CLUSTERKEYVAULTS, name
+                )
+            else:
+                found = await asyncio.to_thread(
+                    self._custom.get_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    KEYVAULTS,
+                    name,
+                )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return cast(dict[str, Any], found)
+
+    async def get_certificate(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = await asyncio.to_thread(
+                self._custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                CERTIFICATES,
+                name,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return cast(dict[str, Any], found)
+
+    async def get_secret(self, namespace: str, name: str) -> client.V1Secret | None:
+        try:
+            secret: client.V1Secret = await asyncio.to_thread(
+                self._core.read_namespaced_secret, name, namespace
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return secret
+
+    async def put_secret(
+        self, namespace: str, secret: client.V1Secret, *, exists: bool
+    ) -> client.V1Secret:
+        """Create, or replace what is there (the caller checked it is ours)."""
+        name = str(secret.metadata.name if secret.metadata else "")
+        if exists:
+            replaced: client.V1Secret = await asyncio.to_thread(
+                self._core.replace_namespaced_secret, name, namespace, secret
+            )
+            return replaced
+        created: client.V1Secret = await asyncio.to_thread(
+            self._core.create_namespaced_secret, namespace, secret
+        )
+        return created
+
+    async def put_config_map(self, namespace: str, config_map: client.V1ConfigMap) -> None:
+        name = str(config_map.metadata.name if config_map.metadata else "")
+        try:
+            await asyncio.to_thread(self._core.create_namespaced_config_map, namespace, config_map)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            await asyncio.to_thread(
+                self._core.replace_namespaced_config_map, name, namespace, config_map
+            )

@@ -1,0 +1,143 @@
+"""One reconcile of one Certificate: gather the input, let reconcile decide, perform, repeat.
+
+This is the whole of the operator's control flow; `handlers.py` only decides *when* to call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kvcert.api.base import InvalidResource
+from kvcert.api.certificate import Certificate, DeletionPolicy
+from kvcert.keyvault import KeyVaultClient
+from kvcert.reconcile import Emit, Input, VaultFacts, outcome_of, reconcile
+from kvcert.reconcile.decision import Decision
+from kvcert.reconcile.observed import CallError
+from kvcert.reconcile.outcomes import Failed, proceeds
+from kvcert.runtime.events import EventRecorder
+from kvcert.runtime.kube import FINALIZER, Kube, Owner
+from kvcert.runtime.perform import Performer
+from kvcert.runtime.vaults import VaultClients, VaultUnavailable
+
+log = logging.getLogger("kvcert.reconcile")
+MAX_STEPS = 24
+"""A reconcile that has not settled after this many steps is a bug; back off and say so."""
+UNSETTLED_DELAY = 60.0
+
+
+@dataclass
+class Context:
+    """What every reconcile shares: clients, and per-object bookkeeping kept in memory."""
+
+    kube: Kube
+    vaults: VaultClients
+    events: EventRecorder
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        return self.locks.setdefault(uid, asyncio.Lock())
+
+    def forget(self, uid: str) -> None:
+        self.locks.pop(uid, None)
+        self.attempts.pop(uid, None)
+
+
+def wants_finalizer(body: Mapping[str, Any]) -> bool:
+    """Only a deletionPolicy that acts in Key Vault needs to hold the object's deletion."""
+    policy = body.get("spec", {}).get("deletionPolicy", DeletionPolicy.RETAIN.value)
+    return bool(policy != DeletionPolicy.RETAIN.value)
+
+
+async def _sync_finalizer(ctx: Context, body: Mapping[str, Any]) -> bool:
+    """Add or drop our finalizer to match deletionPolicy; True when it is (now) present."""
+    meta = body["metadata"]
+    finalizers = list(meta.get("finalizers") or [])
+    present = FINALIZER in finalizers
+    if meta.get("deletionTimestamp"):
+        return present
+    if wants_finalizer(body) and not present:
+        await ctx.kube.set_finalizer(meta["namespace"], meta["name"], [*finalizers, FINALIZER])
+        return True
+    if not wants_finalizer(body) and present:
+        finalizers.remove(FINALIZER)
+        await ctx.kube.set_finalizer(meta["namespace"], meta["name"], finalizers)
+        return False
+    return present
+
+
+async def _vault(ctx: Context, body: Mapping[str, Any]) -> tuple[KeyVaultClient | None, VaultFacts]:
+    try:
+        parsed = Certificate.from_body(body)
+    except InvalidResource:
+        return None, VaultFacts()  # reconcile reports the invalid spec itself
+    namespace = body["metadata"]["namespace"]
+    try:
+        return await ctx.vaults.for_ref(namespace, parsed.spec.vault_ref), VaultFacts()
+    except VaultUnavailable as unavailable:
+        return None, unavailable.facts()
+
+
+async def reconcile_certificate(ctx: Context, body: Mapping[str, Any]) -> float | None:
+    """Bring one Certificate one round closer to its spec; returns seconds until the next round."""
+    meta = body["metadata"]
+    uid, namespace, name = meta["uid"], meta["namespace"], meta["name"]
+    deleting = bool(meta.get("deletionTimestamp"))
+    has_finalizer = await _sync_finalizer(ctx, body)
+    if deleting and not has_finalizer:
+        ctx.forget(uid)
+        return None  # not ours to hold: Kubernetes removes it
+    vault, vault_facts = await _vault(ctx, body)
+    inp = Input.from_body(
+        body,
+        now=datetime.now(UTC),
+        marker=uuid.uuid4().hex,
+        jitter=random.random(),  # noqa: S311 - spreading requeues, not security
+        attempt=ctx.attempts.get(uid, 0),
+        vault=vault_facts,
+    )
+    performer = Performer(
+        kube=ctx.kube,
+        vault=vault,
+        namespace=namespace,
+        owner=Owner(name=name, uid=uid),
+        resource_version=meta.get("resourceVersion"),
+    )
+    decision: Decision | None = None
+    for _ in range(MAX_STEPS):
+        decision = reconcile(inp)
+        for action in decision.actions:
+            if isinstance(action, Emit):
+                await ctx.events.emit(
+                    body, action.type, action.reason, action.message, "Certificate"
+                )
+                continue
+            result = await performer.perform(action)
+            if isinstance(result, CallError) and result.status == 401 and vault is not None:
+                await ctx.vaults.forget(vault)
+            outcome = outcome_of(action, result)
+            inp = inp.with_outcome(outcome)
+            if not proceeds(outcome):
+                break  # above all: no create unless its intent is on record
+        if decision.final:
+            break
+    else:
+        log.error("%s/%s: reconcile did not settle in %d steps", namespace, name, MAX_STEPS)
+        return UNSETTLED_DELAY
+    assert decision is not None
+    log.debug("%s/%s: %s", namespace, name, decision.rung)
+    if decision.status_patch:
+        await ctx.kube.patch_certificate_status(namespace, name, decision.status_patch)
+    ctx.attempts[uid] = ctx.attempts.get(uid, 0) + 1 if inp.last(Failed) is not None else 0
+    if deleting and decision.requeue_after is None:
+        finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+        await ctx.kube.set_finalizer(namespace, name, finalizers)
+        ctx.forget(uid)
+    return decision.requeue_after

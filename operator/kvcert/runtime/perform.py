@@ -1,0 +1,223 @@
+"""Perform reconcile's actions: each one call, its result a value or a `CallError`.
+
+Failures are returned, not raised, so that reconcile decides what they mean (adopt a 409,
+report a 403, back off on a 503); only programming errors escape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from kvcert import tls_secret
+from kvcert.api.certificate import Policy
+from kvcert.keyvault import KeyVaultClient
+from kvcert.keyvault.convert import call_error as vault_call_error
+from kvcert.keyvault.errors import KeyVaultError
+from kvcert.keyvault.policy import CertificatePolicySpec, LifetimeActionSpec
+from kvcert.reconcile import actions
+from kvcert.reconcile.observed import CallError
+from kvcert.runtime import sources
+from kvcert.runtime.kube import (
+    CERTIFICATE_LABEL,
+    MANAGED_BY,
+    UID_ANNOTATION,
+    VERSION_ANNOTATION,
+    X5T_ANNOTATION,
+    Kube,
+    Owner,
+)
+from kvcert.runtime.kube import call_error as kube_call_error
+
+log = logging.getLogger("kvcert.perform")
+
+
+def policy_spec(policy: Policy) -> CertificatePolicySpec:
+    """The resource's policy in the Key Vault client's terms."""
+    names = [*(policy.dns_names or []), *(policy.emails or []), *(policy.upns or [])]
+    subject = policy.subject or (f"CN={names[0]}" if names else "")
+    return CertificatePolicySpec(
+        subject=subject,
+        dns_names=tuple(policy.dns_names or ()),
+        emails=tuple(policy.emails or ()),
+        upns=tuple(policy.upns or ()),
+        validity_months=policy.validity_months,
+        key_type=policy.key.type.value,
+        key_size=policy.key.size,
+        key_curve=policy.key.curve.value if policy.key.curve else None,
+        exportable=policy.key.exportable,
+        reuse_key=policy.key.reuse_key,
+        content_type=policy.content_type.value,
+        key_usage=tuple(usage.value for usage in policy.key_usage or ()),
+        ekus=tuple(policy.ekus or ()),
+        lifetime_actions=tuple(
+            LifetimeActionSpec(
+                action=item.action.value,
+                lifetime_percentage=item.trigger.lifetime_percentage,
+                days_before_expiry=item.trigger.days_before_expiry,
+            )
+            for item in policy.lifetime_actions or ()
+        ),
+        issuer_name=policy.issuer.name,
+        certificate_type=policy.issuer.certificate_type,
+        cert_transparency=policy.issuer.certificate_transparency,
+    )
+
+
+@dataclass
+class Performer:
+    """Performs actions for one Certificate during one reconcile."""
+
+    kube: Kube
+    vault: KeyVaultClient | None
+    namespace: str
+    owner: Owner
+    resource_version: str | None
+    written_status: list[dict[str, Any]] = field(default_factory=list)
+
+    async def perform(self, action: actions.Action) -> object:
+        try:
+            return await self._dispatch(action)
+        except KeyVaultError as error:
+            return vault_call_error(error)
+        except ApiException as error:
+            return kube_call_error(error)
+        except (sources.SourceError, tls_secret.TlsSecretError) as error:
+            return CallError(status=422, code=type(error).__name__, message=str(error))
+
+    def _client(self) -> KeyVaultClient:
+        if self.vault is None:
+            raise KeyVaultError("no vault client for this Certificate")
+        return self.vault
+
+    async def _dispatch(self, action: actions.Action) -> object:
+        match action:
+            case actions.RecordIntent(patch=patch):
+                body = await self.kube.patch_certificate_status(
+                    self.namespace, self.owner.name, patch, self.resource_version
+                )
+                self.resource_version = body.get("metadata", {}).get("resourceVersion")
+                self.written_status.append(dict(patch))
+                return None
+            case actions.CreateCertificate(certificate_name=name, policy=policy, tags=tags):
+                return await self._client().create_certificate(name, policy_spec(policy), tags)
+            case actions.ImportCertificate():
+                return await self._import(action)
+            case actions.ReadOperation(certificate_name=name):
+                return await self._client().get_pending_operation(name)
+            case actions.ReadCertificate(certificate_name=name):
+                return await self._client().get_certificate(name)
+            case actions.CancelOperation(certificate_name=name):
+                return await self._client().cancel_pending_operation(name)
+            case actions.DeletePendingOperation(certificate_name=name):
+                return await self._client().delete_pending_operation(name)
+            case actions.DeleteCertificate(certificate_name=name):
+                return await self._client().delete_certificate(name)
+            case actions.MergeChain():
+                return await self._merge(action)
+            case actions.ReadSecret(secret_name=name):
+                found = await self.kube.get_secret(self.namespace, name)
+                return sources.output_facts(found, self.owner.uid)
+            case actions.ReadMergeSecret(secret_name=name):
+                return sources.merge_facts(await self.kube.get_secret(self.namespace, name))
+            case actions.ReadImportSecret(secret_name=name, password_key=password_key):
+                found = await self.kube.get_secret(self.namespace, name)
+                return sources.import_facts(found, password_key)
+            case actions.WriteSecret():
+                return await self._write_secret(action)
+            case actions.WriteCsrConfigMap():
+                return await self._write_csr(action)
+            case actions.Emit():
+                return None
+        raise TypeError(f"unknown action {type(action).__name__}")
+
+    async def _source(self, name: str) -> client.V1Secret:
+        found = await self.kube.get_secret(self.namespace, name)
+        if found is None:
+            raise sources.SourceError(f"Secret {name} does not exist")
+        return found
+
+    async def _import(self, action: actions.ImportCertificate) -> object:
+        content = sources.import_content(
+            await self._source(action.secret_name), action.password_key
+        )
+        if content.fingerprint != action.fingerprint:
+            return CallError(412, "SourceChanged", "importFrom changed since it was read")
+        policy = policy_spec(action.policy) if action.policy is not None else None
+        return await self._client().import_certificate(
+            action.certificate_name,
+            content.value,
+            password=content.password,
+            policy=policy,
+            tags=action.tags,
+        )
+
+    async def _merge(self, action: actions.MergeChain) -> object:
+        secret = await self._source(action.secret_name)
+        pem = sources.field(secret, "tls.crt")
+        if sources.fingerprint(pem) != action.fingerprint:
+            return CallError(412, "SourceChanged", "mergeFrom changed since it was read")
+        chain = sources.chain_der(pem)
+        return await self._client().merge_certificate(action.certificate_name, chain)
+
+    async def _write_secret(self, action: actions.WriteSecret) -> object:
+        existing = await self.kube.get_secret(self.namespace, action.secret_name)
+        facts = sources.output_facts(existing, self.owner.uid)
+        if facts.exists and not facts.ours:
+            return CallError(409, "SecretNotOwned", f"Secret {action.secret_name} is not ours")
+        vault = self._client()
+        try:
+            fetched = await vault.get_certificate_secret(action.certificate_name, action.version)
+            data = await asyncio.to_thread(
+                tls_secret.from_vault_secret, fetched.content_type, fetched.value
+            )
+        except KeyVaultError as error:
+            if getattr(error, "status", None) != 403:
+                raise
+            # A non-exportable key: Key Vault withholds the secret, deliver the certificate.
+            cert = await vault.get_certificate(action.certificate_name, action.version)
+            if cert.der is None:
+                raise
+            data = await asyncio.to_thread(tls_secret.from_der, cert.der)
+        secret = client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name=action.secret_name,
+                namespace=self.namespace,
+                labels={MANAGED_BY: "kvcert", CERTIFICATE_LABEL: self.owner.name},
+                annotations={
+                    UID_ANNOTATION: self.owner.uid,
+                    X5T_ANNOTATION: action.x5t,
+                    VERSION_ANNOTATION: action.version,
+                },
+                owner_references=[self.owner.reference()],
+                resource_version=(
+                    existing.metadata.resource_version
+                    if existing is not None and existing.metadata
+                    else None
+                ),
+            ),
+            type=data.secret_type,
+            data=data.secret_data(),
+        )
+        if existing is not None and existing.type != data.secret_type:
+            return CallError(409, "SecretTypeChanged", "the Secret's type cannot change in place")
+        await self.kube.put_secret(self.namespace, secret, exists=existing is not None)
+        return None
+
+    async def _write_csr(self, action: actions.WriteCsrConfigMap) -> object:
+        config_map = client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(
+                name=action.name,
+                namespace=self.namespace,
+                labels={MANAGED_BY: "kvcert", CERTIFICATE_LABEL: self.owner.name},
+                owner_references=[self.owner.reference()],
+            ),
+            data={"csr.pem": action.csr_pem, "certificateName": action.certificate_name},
+        )
+        await self.kube.put_config_map(self.namespace, config_map)
+        return None

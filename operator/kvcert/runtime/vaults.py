@@ -1,0 +1,172 @@
+"""From a Certificate's vaultRef to a ready Key Vault client.
+
+Clients are cached per vault object and its resourceVersion: a changed KeyVault (new URL,
+new credentials) gets a new client, and a 401 drops the cached one so that a rotated token
+Secret is picked up on the next reconcile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kvcert.api.base import InvalidResource
+from kvcert.api.certificate import VaultKind, VaultRef
+from kvcert.api.keyvault import ClusterKeyVault, KeyVault, KeyVaultSpec, SecretKeyRef
+from kvcert.keyvault import KeyVaultClient
+from kvcert.keyvault.credentials import (
+    StaticToken,
+    VaultCredential,
+    client_secret,
+    managed_identity,
+    workload_identity,
+)
+from kvcert.keyvault.session import make_ssl_context
+from kvcert.reconcile.facts import VaultFacts
+from kvcert.runtime.kube import Kube
+
+DEFAULT_TOKEN_FILE = "/var/run/secrets/azure/tokens/azure-identity-token"  # noqa: S105 - a path
+
+
+def operator_namespace() -> str:
+    """Where a ClusterKeyVault's credential Secrets live (the operator's own namespace)."""
+    return os.environ.get("KVCERT_NAMESPACE") or os.environ.get("POD_NAMESPACE") or "kvcert-system"
+
+
+class VaultUnavailable(Exception):
+    """The vault cannot be used now; the message is fit for a condition (no secrets)."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.missing = missing
+
+    def facts(self) -> VaultFacts:
+        if self.missing:
+            return VaultFacts.absent(self.message)
+        return VaultFacts(ready=False, message=self.message)
+
+
+@dataclass(frozen=True)
+class _Key:
+    kind: str
+    namespace: str | None
+    name: str
+    resource_version: str
+
+    def same_vault(self, other: _Key) -> bool:
+        return (self.kind, self.namespace, self.name) == (other.kind, other.namespace, other.name)
+
+
+class VaultClients:
+    """One KeyVaultClient per vault object version, shared by all Certificates using it."""
+
+    def __init__(self, kube: Kube) -> None:
+        self._kube = kube
+        self._clients: dict[_Key, KeyVaultClient] = {}
+        self._lock = asyncio.Lock()
+
+    async def for_ref(self, namespace: str, ref: VaultRef) -> KeyVaultClient:
+        """The client for a Certificate in `namespace`; raises VaultUnavailable."""
+        cluster = ref.kind is VaultKind.CLUSTER_KEY_VAULT
+        body = await self._kube.get_vault(None if cluster else namespace, ref.name)
+        if body is None:
+            kind = "ClusterKeyVault" if cluster else "KeyVault"
+            raise VaultUnavailable(f"{kind} {ref.name} does not exist", missing=True)
+        return await self.for_body(body, cluster=cluster)
+
+    async def for_body(self, body: Mapping[str, Any], *, cluster: bool) -> KeyVaultClient:
+        """The client for a KeyVault or ClusterKeyVault object; raises VaultUnavailable."""
+        meta = body.get("metadata", {})
+        name = str(meta.get("name", ""))
+        try:
+            spec = (ClusterKeyVault if cluster else KeyVault).from_body(body).spec
+        except InvalidResource as error:
+            raise VaultUnavailable(f"{name} is invalid: {error.message}") from None
+        key = _Key(
+            kind="ClusterKeyVault" if cluster else "KeyVault",
+            namespace=None if cluster else meta.get("namespace"),
+            name=name,
+            resource_version=str(meta.get("resourceVersion", "")),
+        )
+        async with self._lock:
+            found = self._clients.get(key)
+            if found is not None:
+                return found
+            secrets_namespace = operator_namespace() if cluster else str(meta.get("namespace"))
+            created = await self._build(spec, secrets_namespace)
+            stale = [k for k in self._clients if k.same_vault(key)]
+            for old in stale:
+                await self._clients.pop(old).close()
+            self._clients[key] = created
+            return created
+
+    async def forget(self, client: KeyVaultClient) -> None:
+        """Drop a client that was refused (401): the next use reads its credentials anew."""
+        async with self._lock:
+            for key, cached in list(self._clients.items()):
+                if cached is client:
+                    del self._clients[key]
+                    await cached.close()
+
+    async def close(self) -> None:
+        async with self._lock:
+            for cached in self._clients.values():
+                await cached.close()
+            self._clients.clear()
+
+    async def _build(self, spec: KeyVaultSpec, secrets_namespace: str) -> KeyVaultClient:
+        credential, verify_resource = await self._credential(spec, secrets_namespace)
+        ssl_context = await asyncio.to_thread(make_ssl_context, spec.ca_bundle)
+        try:
+            return KeyVaultClient(
+                spec.url,
+                credential,
+                ssl_context=ssl_context,
+                verify_challenge_resource=verify_resource,
+            )
+        except ValueError as error:
+            raise VaultUnavailable(f"cannot use {spec.url}: {error}") from None
+
+    async def _credential(self, spec: KeyVaultSpec, namespace: str) -> tuple[VaultCredential, bool]:
+        auth = spec.auth
+        if auth.token is not None:
+            # A static token is the local vault's, often on 127.0.0.1 where no challenge
+            # resource can match: it is scoped to that one vault, so skip the host check.
+            return StaticToken(await self._secret_value(namespace, auth.token.secret_ref)), False
+        if auth.client_secret is not None:
+            secret = await self._secret_value(namespace, auth.client_secret.secret_ref)
+            return (
+                client_secret(
+                    tenant_id=auth.client_secret.tenant_id,
+                    client_id=auth.client_secret.client_id,
+                    secret=secret,
+                ),
+                True,
+            )
+        if auth.workload_identity is not None:
+            token_file = os.environ.get("AZURE_FEDERATED_TOKEN_FILE", DEFAULT_TOKEN_FILE)
+            return (
+                workload_identity(
+                    tenant_id=auth.workload_identity.tenant_id,
+                    client_id=auth.workload_identity.client_id,
+                    token_file_path=token_file,
+                ),
+                True,
+            )
+        if auth.managed_identity is not None:
+            return managed_identity(client_id=auth.managed_identity.client_id), True
+        raise VaultUnavailable("spec.auth names no credential")
+
+    async def _secret_value(self, namespace: str, ref: SecretKeyRef) -> str:
+        secret = await self._kube.get_secret(namespace, ref.name)
+        if secret is None:
+            raise VaultUnavailable(f"credential Secret {namespace}/{ref.name} does not exist")
+        encoded = (secret.data or {}).get(ref.key)
+        if not encoded:
+            raise VaultUnavailable(f"credential Secret {namespace}/{ref.name} has no key {ref.key}")
+        return base64.b64decode(encoded).decode("utf-8").strip()
