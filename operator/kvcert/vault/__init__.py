@@ -1,0 +1,1 @@
+"""The local Key Vault certificates service (`kvcert vault serve`)."""

@@ -1,0 +1,220 @@
+"""Certificates with their keys: PKCS#12/PEM import and export, x5c chains, version records.
+
+The functions here are synchronous and CPU-bound (PKCS#12 encoding, RSA key loading): the service
+runs them in a worker thread. Errors are `CryptoInputError` or `BadParameter` with fixed texts,
+never with the material itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from kvcert.vault import crypto
+from kvcert.vault.crypto import (
+    CertSpec,
+    CryptoInputError,
+    KeySpec,
+    PrivateKey,
+    cert_info,
+    der_to_pem,
+    key_from_pem,
+    key_to_pem,
+    public_der,
+)
+from kvcert.vault.errors import bad_parameter
+
+PEM_CONTENT_TYPE = "application/x-pem-file"
+X5C_PARSE = "Unable to parse X5c certificate chain and locate leaf certificate"
+KEY_MISMATCH = "Public key from x509 certificate and key of this instance doesn't match"
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A private key with its leaf and chain, as imported or issued."""
+
+    key_pem: bytes
+    leaf_der: bytes
+    chain_der: tuple[bytes, ...]
+
+
+def order_chain(key: PrivateKey, certs: list[bytes]) -> tuple[bytes, tuple[bytes, ...]]:
+    """Find the leaf whose public key matches `key`; the rest is the chain, in given order."""
+    wanted = public_der(key)
+    for i, der in enumerate(certs):
+        if public_der(cert_info(der)) == wanted:
+            return der, tuple(c for j, c in enumerate(certs) if j != i)
+    raise CryptoInputError(KEY_MISMATCH)
+
+
+def load_pfx(data: bytes, password: str | None) -> Bundle:
+    try:
+        key, cert, extra = pkcs12.load_key_and_certificates(
+            data, password.encode() if password else None
+        )
+    except ValueError as exc:
+        raise CryptoInputError(
+            "The specified PEM X.509 certificate content is in an unexpected format. "
+            "Please check if certificate is in valid PEM or PKCS#12 format."
+        ) from exc
+    if key is None or cert is None:
+        raise CryptoInputError("The PKCS#12 content holds no private key and certificate.")
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise CryptoInputError("Only RSA and EC keys are supported.")
+    leaf = cert.public_bytes(serialization.Encoding.DER)
+    if public_der(cert) != public_der(key):
+        raise CryptoInputError(
+            "Public key from x509 certificate and key of this instance doesn't match"
+        )
+    chain = tuple(c.public_bytes(serialization.Encoding.DER) for c in extra or [])
+    return Bundle(key_to_pem(key), leaf, chain)
+
+
+def load_pem_bundle(text: bytes, password: str | None) -> Bundle:
+    try:
+        certs = x509.load_pem_x509_certificates(text)
+    except ValueError as exc:
+        raise CryptoInputError("The PEM content holds no certificate.") from exc
+    start = text.find(b"-----BEGIN")
+    key_block = _pem_key_block(text)
+    if key_block is None or start < 0:
+        raise CryptoInputError("The PEM content holds no private key.")
+    try:
+        key = serialization.load_pem_private_key(key_block, password.encode() if password else None)
+    except (ValueError, TypeError) as exc:
+        raise CryptoInputError("The PEM private key could not be read.") from exc
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise CryptoInputError("Only RSA and EC keys are supported.")
+    ders = [c.public_bytes(serialization.Encoding.DER) for c in certs]
+    leaf, chain = order_chain(key, ders)
+    return Bundle(key_to_pem(key), leaf, chain)
+
+
+def _pem_key_block(text: bytes) -> bytes | None:
+    for label in (b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"):
+        begin = text.find(b"-----BEGIN " + label + b"-----")
+        if begin >= 0:
+            end_marker = b"-----END " + label + b"-----"
+            end = text.find(end_marker, begin)
+            if end >= 0:
+                return text[begin : end + len(end_marker)] + b"\n"
+    return None
+
+
+def export_secret(bundle: Bundle, content_type: str) -> str:
+    """The secret value Key Vault serves: base64 PKCS#12 (no password) or PEM text."""
+    key = key_from_pem(bundle.key_pem)
+    if content_type == "application/x-pem-file":
+        parts = [bundle.key_pem] + [der_to_pem(d) for d in (bundle.leaf_der, *bundle.chain_der)]
+        return b"".join(parts).decode()
+    leaf = x509.load_der_x509_certificate(bundle.leaf_der)
+    cas = [x509.load_der_x509_certificate(d) for d in bundle.chain_der]
+    pfx = pkcs12.serialize_key_and_certificates(
+        None, key, leaf, cas or None, serialization.NoEncryption()
+    )
+    return crypto.b64(pfx)
+
+
+def public_cert_spec(der: bytes) -> CertSpec:
+    """Read back a policy's x509 content from an imported certificate."""
+    cert = cert_info(der)
+    dns: list[str] = []
+    emails: list[str] = []
+    ekus: list[str] = []
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns = san.get_values_for_type(x509.DNSName)
+        emails = san.get_values_for_type(x509.RFC822Name)
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        ekus = [o.dotted_string for o in eku]
+    except x509.ExtensionNotFound:
+        pass
+    span = cert.not_valid_after_utc - cert.not_valid_before_utc
+    months = max(1, round(span.days / 30.4))
+    return CertSpec(
+        subject=cert.subject.rfc4514_string(),
+        dns_names=tuple(dns),
+        emails=tuple(emails),
+        ekus=tuple(ekus),
+        validity_months=months,
+    )
+
+
+def key_spec_of(key_pem: bytes) -> KeySpec:
+    key = key_from_pem(key_pem)
+    if isinstance(key, rsa.RSAPrivateKey):
+        return KeySpec("RSA", key.key_size)
+    names = {v.name: k for k, v in crypto.CURVES.items()}
+    return KeySpec("EC", key.curve.key_size, names.get(key.curve.name, "P-256"))
+
+
+def key_and_csr(spec: KeySpec, cert: CertSpec, key_pem: bytes | None) -> tuple[bytes, bytes]:
+    """A new key (or the reused `key_pem`) and its CSR: the slow part of a create."""
+    key = crypto.key_from_pem(key_pem) if key_pem else crypto.generate_key(spec)
+    return crypto.key_to_pem(key), crypto.make_csr(key, cert)
+
+
+def version_doc(
+    leaf: bytes,
+    chain: tuple[bytes, ...],
+    *,
+    enabled: bool,
+    tags: dict[str, str] | None,
+    content_type: str,
+    now: float,
+) -> Doc:
+    info = crypto.cert_info(leaf)
+    return {
+        "x5t": crypto.x5t(leaf),
+        "cer": crypto.b64(leaf),
+        "chain": [crypto.b64(c) for c in chain],
+        "nbf": int(info.not_valid_before_utc.timestamp()),
+        "exp": int(info.not_valid_after_utc.timestamp()),
+        "enabled": enabled,
+        "tags": tags or {},
+        "content_type": content_type,
+        "created": now,
+        "updated": now,
+    }
+
+
+def parse_import(value: str, password: str | None, content_type: str | None) -> Bundle:
+    """An import's `value`: PEM text, base64 of PEM text, or base64 of a PKCS#12 file."""
+    text = value.strip()
+    if "-----BEGIN" in text:
+        return load_pem_bundle(text.encode(), password)
+    raw = crypto.b64decode_strict(text)
+    if b"-----BEGIN" in raw or content_type == PEM_CONTENT_TYPE:
+        return load_pem_bundle(raw, password)
+    return load_pfx(raw, password)
+
+
+def parse_x5c(items: list[str]) -> list[bytes]:
+    """Leaf first; each item base64 DER or base64 of PEM text (possibly several certificates)."""
+    if not items:
+        raise bad_parameter(X5C_PARSE)
+    certs: list[bytes] = []
+    try:
+        for item in items:
+            certs.extend(crypto.split_certificates(crypto.b64decode_strict(item)))
+    except crypto.CryptoInputError as exc:
+        raise bad_parameter(X5C_PARSE) from exc
+    if not certs:
+        raise bad_parameter(X5C_PARSE)
+    return certs
+
+
+def same_key(leaf: bytes, key_pem: bytes) -> bool:
+    """Whether a merged leaf certifies the pending key (compared as SubjectPublicKeyInfo)."""
+    return crypto.public_der(crypto.cert_info(leaf)) == crypto.public_der(
+        crypto.key_from_pem(key_pem)
+    )
