@@ -30,6 +30,11 @@ def register(commands: Any) -> None:
 def run_operator(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
+        # The kubernetes client (which kopf logs in with) reads KUBECONFIG when it is first
+        # imported, which may already have happened: tell it directly.
+        from kubernetes.config import kube_config  # noqa: PLC0415
+
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = args.kubeconfig
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -77,7 +77,8 @@ CERTIFICATE = CrdKind(
         Column("Status", ".status.operation.status"),
         Column("Issuer", ".spec.policy.issuer.name"),
         Column("Secret", ".spec.secretName"),
-        Column("Expires", ".status.certificate.notAfter", "date"),
+        # Not type "date": kubectl prints a future date as <invalid>.
+        Column("Expires", ".status.certificate.notAfter"),
         AGE_COLUMN,
     ),
     description="An Azure Key Vault certificate, delivered as a kubernetes.io/tls Secret.",

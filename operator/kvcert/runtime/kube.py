@@ -36,7 +36,9 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         return client.ApiClient(configuration)
-    return cast(client.ApiClient, config.new_client_from_config(config_file=kubeconfig))  # type: ignore[no-untyped-call]
+    # The client reads KUBECONFIG once, when it is imported; read it now instead.
+    path = kubeconfig or os.environ.get("KUBECONFIG") or None
+    return cast(client.ApiClient, config.new_client_from_config(config_file=path))  # type: ignore[no-untyped-call]
 
 
 def call_error(error: ApiException) -> CallError:
