@@ -16,6 +16,7 @@ import asyncio
 import copy
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -34,6 +35,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.enabled = False  # events are posted deliberately, with our reasons
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
+    # Kubernetes calls run in threads; the default pool (cores + 4) queues them under load.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     api = kube_api.load_api_client()
     kube = kube_api.Kube(api)
     memo.context = Context(kube=kube, vaults=VaultClients(kube), events=EventRecorder(api))
@@ -114,6 +117,9 @@ async def certificate_event(
 async def keyvault_event(
     event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
+    memo.context.vaults.remember(
+        _plain(body), cluster=False, deleted=event.get("type") == "DELETED"
+    )
     if _needs_reconcile(event.get("type"), body):
         await probe_vault(memo.context, _plain(body), cluster=False)
 
@@ -122,6 +128,8 @@ async def keyvault_event(
 async def clusterkeyvault_event(
     event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
+    deleted = event.get("type") == "DELETED"
+    memo.context.vaults.remember(_plain(body), cluster=True, deleted=deleted)
     if _needs_reconcile(event.get("type"), body):
         await probe_vault(memo.context, _plain(body), cluster=True)
 

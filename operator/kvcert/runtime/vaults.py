@@ -25,11 +25,18 @@ from kvcert.keyvault.credentials import (
     managed_identity,
     workload_identity,
 )
+from kvcert.keyvault.retry import VaultRateLimiter
 from kvcert.keyvault.session import make_ssl_context
 from kvcert.reconcile.facts import VaultFacts
 from kvcert.runtime.kube import Kube
 
 DEFAULT_TOKEN_FILE = "/var/run/secrets/azure/tokens/azure-identity-token"  # noqa: S105 - a path
+
+
+def creates_per_10s() -> int:
+    """Key Vault's published limit is 20 key creates per 10 s per vault; a local vault used for
+    benchmarks may lift it with KVCERT_VAULT_CREATES_PER_10S."""
+    return int(os.environ.get("KVCERT_VAULT_CREATES_PER_10S", "20"))
 
 
 def operator_namespace() -> str:
@@ -69,11 +76,24 @@ class VaultClients:
         self._kube = kube
         self._clients: dict[_Key, KeyVaultClient] = {}
         self._lock = asyncio.Lock()
+        self._bodies: dict[tuple[bool, str | None, str], dict[str, Any]] = {}
+
+    def remember(self, body: Mapping[str, Any], *, cluster: bool, deleted: bool = False) -> None:
+        """Keep the vault objects the watch delivers, so Certificates need not GET them."""
+        meta = body.get("metadata", {})
+        key = (cluster, None if cluster else meta.get("namespace"), str(meta.get("name")))
+        if deleted:
+            self._bodies.pop(key, None)
+        else:
+            self._bodies[key] = dict(body)
 
     async def for_ref(self, namespace: str, ref: VaultRef) -> KeyVaultClient:
         """The client for a Certificate in `namespace`; raises VaultUnavailable."""
         cluster = ref.kind is VaultKind.CLUSTER_KEY_VAULT
-        body = await self._kube.get_vault(None if cluster else namespace, ref.name)
+        vault_namespace = None if cluster else namespace
+        body = self._bodies.get((cluster, vault_namespace, ref.name))
+        if body is None:  # not delivered by the watch yet (start-up): read it once
+            body = await self._kube.get_vault(vault_namespace, ref.name)
         if body is None:
             kind = "ClusterKeyVault" if cluster else "KeyVault"
             raise VaultUnavailable(f"{kind} {ref.name} does not exist", missing=True)
@@ -128,6 +148,7 @@ class VaultClients:
                 credential,
                 ssl_context=ssl_context,
                 verify_challenge_resource=verify_resource,
+                rate_limiter=VaultRateLimiter(creates_per_10s=creates_per_10s()),
             )
         except ValueError as error:
             raise VaultUnavailable(f"cannot use {spec.url}: {error}") from None
