@@ -202,7 +202,7 @@ def main() -> int:
         install_crds(api)
         vault = stack.enter_context(LocalVault.start(profile="service"))
         limit = {"KVCERT_VAULT_CREATES_PER_10S": str(args.creates_per_10s)}
-        operator = stack.enter_context(OperatorProcess(kubeconfig, env=limit))
+        operator = stack.enter_context(OperatorProcess(kubeconfig, env=limit, verbose=False))
         for count in counts:
             result = run_once(plane, api, vault, count, args.timeout)
             results.append(result)

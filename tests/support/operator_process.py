@@ -18,9 +18,12 @@ from types import TracebackType
 class OperatorProcess:
     """The operator, started against `kubeconfig`, with its log in a temporary file."""
 
-    def __init__(self, kubeconfig: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, kubeconfig: Path, *, env: dict[str, str] | None = None, verbose: bool = True
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.env = env or {}
+        self.verbose = verbose
         self.process: subprocess.Popen[bytes] | None = None
         self._log_dir = tempfile.TemporaryDirectory(prefix="kvcert-operator-")
         self.log_path = Path(self._log_dir.name) / "operator.log"
@@ -34,8 +37,9 @@ class OperatorProcess:
             "run",
             "--kubeconfig",
             str(self.kubeconfig),
-            "--verbose",
         ]
+        if self.verbose:
+            command.append("--verbose")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -8,6 +8,7 @@ proved (by its host) that it belongs to that audience.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import ssl
@@ -44,7 +45,11 @@ from kvcert.keyvault.retry import RetryPolicy, VaultRateLimiter, parse_retry_aft
 log = logging.getLogger("kvcert.keyvault")
 
 M = TypeVar("M", bound=BaseModel)
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0, pool=10.0)
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0, pool=None)
+MAX_IN_FLIGHT = 16
+"""Requests in flight to one vault at a time. Hundreds of Certificates reconciling at once
+queue here, without a deadline, instead of in the connection pool, where a wait counts against
+a pool timeout and turns load into errors (and errors into retries)."""
 USER_AGENT = "kvcert/0.1"
 
 
@@ -143,7 +148,11 @@ class VaultSession:
         self._limiter = rate_limiter
         self._verify_resource = verify_challenge_resource
         self._scope: str | None = None
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._http = httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT
+            ),
             base_url=self.vault_url,
             transport=transport,
             verify=ssl_context if ssl_context is not None else True,
@@ -250,6 +259,10 @@ class VaultSession:
         request = self._http.build_request(
             method, path, params=query, content=content, headers=headers
         )
+        async with self._in_flight:
+            return await self._exchange(method, path, request)
+
+    async def _exchange(self, method: str, path: str, request: httpx.Request) -> httpx.Response:
         started = time.perf_counter()
         try:
             response = await self._http.send(request)
