@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from kvcert.runtime import kube as kube_api
 from kvcert.runtime.events import EventRecorder
@@ -72,6 +73,16 @@ async def _run(
     async with ctx.lock(uid):
         try:
             delay = await reconcile_certificate(ctx, body)
+        except ApiException as error:
+            # Status and reason only: an API error body can echo what was sent.
+            log.error(
+                "%s/%s: reconcile failed: Kubernetes answered %s %s",
+                namespace,
+                name,
+                error.status,
+                error.reason,
+            )
+            delay = 30.0
         except Exception:
             log.exception("%s/%s: reconcile failed", namespace, name)
             delay = 30.0

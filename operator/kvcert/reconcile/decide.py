@@ -99,7 +99,7 @@ def reconcile(inp: Input) -> Decision:
         return secret.deliver(inp, spec, current)
     # Failed or cancelled: report, stalled, no retry storm; a spec edit asks for a new attempt.
     if current.status in UNSUCCESSFUL:
-        return pending.ended(inp, current)
+        return pending.ended(inp, spec, current)
     # The operation vanished and was reported earlier: stalled until the spec changes.
     if current.status is OperationStatus.DELETED:
         message = "the pending operation was deleted out of band; edit the spec to retry"

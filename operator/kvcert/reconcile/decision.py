@@ -17,7 +17,7 @@ from kvcert.reconcile import operation, readiness
 from kvcert.reconcile.actions import Action, Emit
 from kvcert.reconcile.inputs import Input
 from kvcert.reconcile.operation import OperationView
-from kvcert.reconcile.outcomes import CancelRequested, Created, Imported, Merged
+from kvcert.reconcile.outcomes import CancelRefused, CancelRequested, Created, Imported, Merged
 from kvcert.reconcile.patch import merge_patch_diff
 from kvcert.reconcile.readiness import Verdict
 from kvcert.reconcile.reasons import Reason
@@ -84,8 +84,9 @@ def final(
     have = {key: recorded[key] for key in OWNED_KEYS if key in recorded}
     patch = merge_patch_diff(have, desired_status(inp, verdict, current, error))
     emitted = list(events)
-    if (event := readiness.event_for(inp, verdict)) is not None:
-        emitted.append(event)
+    event = readiness.event_for(inp, verdict)
+    if event is not None and all(item.reason != event.reason for item in emitted):
+        emitted.append(event)  # one event per reason and round
     return Decision(
         actions=tuple(emitted), status_patch=patch, requeue_after=requeue_after, rung=rung
     )
@@ -128,6 +129,9 @@ def round_events(inp: Input, current: OperationView) -> list[Emit]:
         events.append(Emit("Normal", Reason.ADOPTED, text))
     if inp.last(CancelRequested) is not None:
         events.append(Emit("Normal", Reason.CANCELLING, f"requested cancellation of {name}"))
+    if (refused := inp.last(CancelRefused)) is not None:
+        text = f"Key Vault refused the cancellation of {name}: {describe(refused.error)}"
+        events.append(Emit("Warning", Reason.CANCEL_REFUSED, text))
     if inp.last(Merged) is not None:
         events.append(Emit("Normal", Reason.MERGED, f"merged the signed chain into {name}"))
     if (imported := inp.last(Imported)) is not None:

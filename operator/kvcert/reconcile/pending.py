@@ -11,6 +11,7 @@ from kvcert.reconcile.actions import (
     CancelOperation,
     MergeChain,
     ReadMergeSecret,
+    ReadOperation,
     WriteCsrConfigMap,
 )
 from kvcert.reconcile.decision import Decision, conclude, describe, poll, step
@@ -23,6 +24,7 @@ from kvcert.reconcile.outcomes import (
     CsrPublished,
     Merged,
     MergeRefused,
+    OperationRead,
 )
 from kvcert.reconcile.readiness import Verdict
 from kvcert.reconcile.reasons import Reason
@@ -34,6 +36,10 @@ def cancel(inp: Input, current: OperationView) -> Decision | None:
     (Key Vault cancels only inProgress ones), so it is recorded and reported, not retried."""
     known = inp.status.operation or OperationState()
     if (refused := inp.last(CancelRefused)) is not None:
+        if not _read_since(inp, refused):
+            # A refusal means the operation is no longer in progress: see how it ended now,
+            # rather than report a stale inProgress until the next poll.
+            return step("cancel refused: read the operation", ReadOperation(inp.certificate_name))
         message = f"Key Vault refused the cancellation: {describe(refused.error)}"
         verdict = Verdict(Reason.CANCEL_REFUSED, message, issuing=True)
         return conclude(
@@ -45,6 +51,17 @@ def cancel(inp: Input, current: OperationView) -> Decision | None:
     if inp.last(CancelRequested) is not None:
         return None
     return step("cancel once", CancelOperation(inp.certificate_name))
+
+
+def _read_since(inp: Input, outcome: object) -> bool:
+    """Whether the operation was read after `outcome` in this round."""
+    seen = False
+    for item in inp.outcomes:
+        if item is outcome:
+            seen = True
+        elif seen and isinstance(item, OperationRead):
+            return True
+    return False
 
 
 def is_manual(spec: CertificateSpec, current: OperationView) -> bool:
@@ -82,16 +99,8 @@ def merge(inp: Input, spec: CertificateSpec, current: OperationView) -> Decision
     ):
         return None
     if (refused := inp.last(MergeRefused)) is not None:
-        reason = Reason.MERGE_FORBIDDEN if refused.forbidden else Reason.MERGE_REJECTED
         message = f"merge of Secret {source.secret_name} refused: {describe(refused.error)}"
-        verdict = Verdict(
-            reason,
-            message,
-            issuing=current.in_progress,
-            stalled=not refused.forbidden or not current.in_progress,
-        )
-        delay = poll(inp, current) if current.in_progress else None
-        return conclude(inp, verdict, current, rung="merge refused", requeue_after=delay)
+        return _merge_refused(inp, current, refused.forbidden, message, rung="merge refused")
     facts = inp.merge_secret
     if facts is None:
         return step("read the merge Secret", ReadMergeSecret(source.secret_name))
@@ -109,7 +118,30 @@ def merge(inp: Input, spec: CertificateSpec, current: OperationView) -> Decision
             "merge the chain",
             MergeChain(inp.certificate_name, source.secret_name, facts.fingerprint),
         )
+    last = inp.status.operation.merge if inp.status.operation else None
+    if last is not None and last.fingerprint == facts.fingerprint and last.result != "Merged":
+        # The refused chain is still there: keep saying so (no new event) until it changes,
+        # rather than fall back to "awaiting a merge" as if nothing had been tried.
+        message = f"merge of Secret {source.secret_name} refused: {last.message or last.result}"
+        forbidden = last.result == "Forbidden"
+        return _merge_refused(inp, current, forbidden, message, rung="refused chain unchanged")
     return None
+
+
+def _merge_refused(
+    inp: Input, current: OperationView, forbidden: bool, message: str, *, rung: str
+) -> Decision:
+    """A refused merge: stalled unless only an issuer's request in progress forbids it. The
+    merge Secret is not watched, so it is looked at again on the next poll (a Kubernetes GET;
+    Key Vault is read only while the operation is in progress)."""
+    reason = Reason.MERGE_FORBIDDEN if forbidden else Reason.MERGE_REJECTED
+    verdict = Verdict(
+        reason,
+        message,
+        issuing=current.in_progress,
+        stalled=not forbidden or not current.in_progress,
+    )
+    return conclude(inp, verdict, current, rung=rung, requeue_after=poll(inp, current))
 
 
 def waiting(inp: Input, spec: CertificateSpec, current: OperationView) -> Decision:
@@ -140,14 +172,23 @@ def waiting(inp: Input, spec: CertificateSpec, current: OperationView) -> Decisi
     return conclude(inp, verdict, current, rung="in progress", requeue_after=poll(inp, current))
 
 
-def ended(inp: Input, current: OperationView) -> Decision:
-    """Failed or cancelled: stalled with Key Vault's error; no requeue, so no retry storm."""
+def ended(inp: Input, spec: CertificateSpec, current: OperationView) -> Decision:
+    """Failed or cancelled: stalled with Key Vault's error; Key Vault is never polled again,
+    so no retry storm. With mergeFrom, a chain obtained elsewhere may still be merged: the
+    Secret (never watched) is looked at again with a growing delay, a Kubernetes GET only."""
     cancelled = current.status is OperationStatus.CANCELLED
     reason = Reason.OPERATION_CANCELLED if cancelled else Reason.OPERATION_FAILED
     op = current.op
     known = inp.status.operation or OperationState()
     error = op.error if op is not None else known.error
     detail = f": {error.code}: {error.message}" if error is not None else ""
-    message = f"operation {current.request_id} {current.status}{detail}; edit the spec to retry"
+    retry = "edit the spec to retry"
+    delay = None
+    if spec.merge_from is not None:
+        retry += f", or put a chain signed elsewhere in Secret {spec.merge_from.secret_name}"
+        delay = poll(inp, current)
+    message = f"operation {current.request_id} {current.status}{detail}; {retry}"
     verdict = Verdict(reason, message, stalled=True)
-    return conclude(inp, verdict, current, rung="operation ended without a certificate")
+    return conclude(
+        inp, verdict, current, rung="operation ended without a certificate", requeue_after=delay
+    )

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from kvcert.api.base import InvalidResource
 from kvcert.api.certificate import Certificate, DeletionPolicy
 from kvcert.keyvault import KeyVaultClient
@@ -133,11 +135,19 @@ async def reconcile_certificate(ctx: Context, body: Mapping[str, Any]) -> float 
         return UNSETTLED_DELAY
     assert decision is not None
     log.debug("%s/%s: %s", namespace, name, decision.rung)
-    if decision.status_patch:
-        await ctx.kube.patch_certificate_status(namespace, name, decision.status_patch)
-    ctx.attempts[uid] = ctx.attempts.get(uid, 0) + 1 if inp.last(Failed) is not None else 0
-    if deleting and decision.requeue_after is None:
-        finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
-        await ctx.kube.set_finalizer(namespace, name, finalizers)
+    try:
+        if decision.status_patch:
+            await ctx.kube.patch_certificate_status(namespace, name, decision.status_patch)
+        ctx.attempts[uid] = ctx.attempts.get(uid, 0) + 1 if inp.last(Failed) is not None else 0
+        if deleting and decision.requeue_after is None:
+            finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+            await ctx.kube.set_finalizer(namespace, name, finalizers)
+            ctx.forget(uid)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        # Deleted while it was being reconciled: nothing is left to report on or to requeue.
+        log.debug("%s/%s: gone before its status was written", namespace, name)
         ctx.forget(uid)
+        return None
     return decision.requeue_after

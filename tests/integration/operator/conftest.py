@@ -10,11 +10,42 @@ import pytest
 from kubernetes import client
 
 from tests.conftest import Cluster
-from tests.integration.operator.harness import Kube, install_crds
+from tests.integration.operator.harness import Kube, VaultOps, install_crds
 from tests.support.operator_process import OperatorProcess
 from tests.support.vault import LocalVault
 
 PROFILES = ("documented", "service")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "one_profile(name): run only under this vault profile (the profiles behave alike here)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the other profile's run of a test marked `one_profile`."""
+    dropped = []
+    for item in items:
+        marker = item.get_closest_marker("one_profile")
+        callspec = getattr(item, "callspec", None)
+        profile = callspec.params.get("vault") if callspec is not None else None
+        if marker is not None and profile is not None and profile != marker.args[0]:
+            dropped.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On a failed test, attach the tail of the operator's log to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    process = getattr(item, "funcargs", {}).get("operator")
+    if report.failed and isinstance(process, OperatorProcess):
+        report.sections.append(("operator log", process.log(12000)))
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +69,13 @@ def operator(cluster: Cluster, crds: None) -> Iterator[OperatorProcess]:
         yield process
         if not process.alive():
             pytest.fail(f"the operator died:\n{process.log()}")
+        full = process.log(tail=50_000_000)
+        lines = full.splitlines()
+        failed = [i for i, line in enumerate(lines) if "reconcile failed" in line]
+        if failed or "reconcile did not settle" in full:
+            first = failed[0] if failed else 0
+            context = "\n".join(lines[first : first + 40])
+            pytest.fail(f"the operator's reconciles raised ({len(failed)} times):\n{context}")
 
 
 @pytest.fixture
@@ -51,8 +89,20 @@ def keyvault(kube: Kube, vault: LocalVault, operator: OperatorProcess) -> Iterat
     kube.put_secret("vault-token", {"token": vault.token.encode()})
     kube.keyvault("main", vault.url, "vault-token", vault.ca_path.read_text())
     yield "main"
+    if operator.alive():
+        kube.delete_all_certificates()  # before the namespace, and no polling left behind
     if not operator.alive():
         pytest.fail(f"the operator died:\n{operator.log()}")
+
+
+@pytest.fixture
+def vault_ops(vault: LocalVault) -> Iterator[VaultOps]:
+    """Direct Key Vault and management calls to the test's vault."""
+    ops = VaultOps(vault)
+    try:
+        yield ops
+    finally:
+        ops.close()
 
 
 def b64(data: bytes) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 import yaml
 from kubernetes import client
@@ -155,6 +156,55 @@ class Kube:
         )
         return list(listed.items)
 
+    def event_reasons(self, name: str) -> list[str]:
+        """Reasons of the Certificate's events, oldest first."""
+        found = sorted(self.events(name), key=lambda e: e.metadata.creation_timestamp)
+        return [str(item.reason) for item in found]
+
+    def wait_event(self, name: str, reason: str, timeout: float = 30.0) -> None:
+        wait_for(lambda: reason in self.event_reasons(name), timeout, f"event {reason} on {name}")
+
+    def replace_certificate_status(self, name: str, status: dict[str, Any]) -> None:
+        """Overwrite status (as a restore from a backup without status would)."""
+        body = self.certificate(name)
+        assert body is not None
+        body["status"] = status
+        self.custom.replace_namespaced_custom_object_status(
+            GROUP, VERSION, self.namespace, "certificates", name, body
+        )
+
+    def delete_all_certificates(self, timeout: float = 30.0) -> None:
+        """Delete every Certificate of the namespace and wait until they are gone."""
+        listed = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "certificates"
+        )
+        for item in listed.get("items", []):
+            self.delete_certificate(item["metadata"]["name"])
+
+        def gone() -> bool:
+            left = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, "certificates"
+            )
+            return not left.get("items")
+
+        wait_for(gone, timeout, "every Certificate deleted")
+
+    def wait_operation(
+        self, name: str, predicate: Callable[[dict[str, Any]], object], timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Wait until status.operation satisfies `predicate`; return the whole object."""
+
+        def matched() -> dict[str, Any] | None:
+            body = self.certificate(name)
+            op = ((body or {}).get("status") or {}).get("operation") or {}
+            return body if op and predicate(op) else None
+
+        try:
+            return wait_for(matched, timeout, f"{name} status.operation")
+        except pytest.fail.Exception:
+            body = self.certificate(name) or {}
+            pytest.fail(f"{name}: status.operation never matched; status is {body.get('status')}")
+
     def condition(self, name: str, kind: str) -> dict[str, Any] | None:
         body = self.certificate(name) or {}
         for item in (body.get("status") or {}).get("conditions") or []:
@@ -190,3 +240,114 @@ class Kube:
 
 def secret_text(secret: client.V1Secret, key: str) -> str:
     return base64.b64decode((secret.data or {})[key]).decode()
+
+
+def certificate_spec(
+    vault: str, secret: str, issuer: str = "Self", cn: str = "app.example.com", **extra: Any
+) -> dict[str, Any]:
+    """A Certificate spec: EC P-256, exportable, PEM content, plus `extra` top-level fields."""
+    return {
+        "vaultRef": {"name": vault},
+        "secretName": secret,
+        "policy": {
+            "issuer": {"name": issuer},
+            "subject": f"CN={cn}",
+            "dnsNames": [cn],
+            "validityMonths": 12,
+            "key": {"type": "EC", "curve": "P-256", "exportable": True},
+            "contentType": "application/x-pem-file",
+        },
+        **extra,
+    }
+
+
+def operation_of(body: dict[str, Any] | None) -> dict[str, Any]:
+    return dict(((body or {}).get("status") or {}).get("operation") or {})
+
+
+class VaultOps:
+    """The test's own view of the local vault: Key Vault calls and its management API."""
+
+    API_VERSION = "7.5"
+
+    def __init__(self, vault: Any) -> None:
+        self.vault = vault
+        self.http: httpx.Client = vault.client()
+
+    def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        params = {} if path.startswith("/_kvcert/") else {"api-version": self.API_VERSION}
+        return self.http.request(method, path, params=params, json=body)
+
+    def ok(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        response = self.call(method, path, body)
+        assert response.is_success, f"{method} {path}: {response.status_code} {response.text}"
+        found: dict[str, Any] = response.json() if response.content else {}
+        return found
+
+    def set_issuer(self, name: str, provider: str = "DigiCert") -> None:
+        self.ok("PUT", f"/certificates/issuers/{name}", {"provider": provider})
+
+    def create(self, name: str, issuer: str = "Unknown") -> dict[str, Any]:
+        """A create made by someone other than the operator (no kvcert tags)."""
+        policy = {"x509_props": {"subject": f"CN={name}"}, "issuer": {"name": issuer}}
+        return self.ok("POST", f"/certificates/{name}/create", {"policy": policy})
+
+    def pending(self, name: str) -> dict[str, Any] | None:
+        response = self.call("GET", f"/certificates/{name}/pending")
+        if response.status_code == 404:
+            return None
+        assert response.is_success, response.text
+        found: dict[str, Any] = response.json()
+        return found
+
+    def certificate(self, name: str) -> dict[str, Any] | None:
+        response = self.call("GET", f"/certificates/{name}/")
+        if response.status_code == 404:
+            return None
+        assert response.is_success, response.text
+        found: dict[str, Any] = response.json()
+        return found
+
+    def deleted(self, name: str) -> dict[str, Any] | None:
+        response = self.call("GET", f"/deletedcertificates/{name}")
+        if response.status_code == 404:
+            return None
+        assert response.is_success, response.text
+        found: dict[str, Any] = response.json()
+        return found
+
+    def delete_pending(self, name: str) -> None:
+        self.ok("DELETE", f"/certificates/{name}/pending")
+
+    def complete(self, name: str) -> dict[str, Any]:
+        return self.ok("POST", f"/_kvcert/certificates/{name}/pending/complete")
+
+    def fail(self, name: str, code: str, message: str) -> dict[str, Any]:
+        body = {"code": code, "message": message}
+        return self.ok("POST", f"/_kvcert/certificates/{name}/pending/fail", body)
+
+    def stats(self) -> dict[str, int]:
+        found: dict[str, int] = self.ok("GET", "/_kvcert/stats")["requests"]
+        return found
+
+    def count(self, route: str) -> int:
+        """Requests so far to one route template, e.g. "POST /certificates/{name}/create"."""
+        return self.stats().get(route, 0)
+
+    def total(self) -> int:
+        total: int = self.ok("GET", "/_kvcert/stats")["total"]
+        return total
+
+    def ca_pem(self) -> str:
+        response = self.call("GET", "/_kvcert/ca")
+        assert response.is_success, response.text
+        return response.text
+
+    def close(self) -> None:
+        self.http.close()
+
+
+CREATES = "POST /certificates/{name}/create"
+PENDING_READS = "GET /certificates/{name}/pending"
+CANCELS = "PATCH /certificates/{name}/pending"
+MERGES = "POST /certificates/{name}/pending/merge"

@@ -20,6 +20,7 @@ from kvcert.reconcile.outcomes import (
     CsrPublished,
     Merged,
     MergeRefused,
+    OperationRead,
 )
 
 from .support import CSR, body, cert, condition, events, intent, kinds, make, op
@@ -114,9 +115,9 @@ CASES = [
             operation=unknown_op(),
             merge_secret=CHAIN,
         ),
-        [],
-        None,
-        id="does not merge the same chain twice",
+        ["Emit"],
+        ("False", "MergeRejected"),
+        id="does not merge a refused chain twice and keeps reporting the refusal",
     ),
     pytest.param(
         make(
@@ -276,9 +277,9 @@ CASES = [
             ),
             operation=op(issuer_name="mydigicert"),
         ).with_outcome(CancelRequested(op(issuer_name="mydigicert", cancellation_requested=True))),
-        ["Emit", "Emit"],
+        ["Emit"],
         ("False", "Cancelling"),
-        id="records the cancellation request and keeps polling",
+        id="records the cancellation request and keeps polling, with one Cancelling event",
     ),
     pytest.param(
         make(
@@ -316,9 +317,53 @@ CASES = [
         ).with_outcome(
             CancelRefused(CallError(403, "Forbidden", "Pending status must be in progress"))
         ),
+        ["ReadOperation"],
+        None,
+        id="reads the operation again right after a refused cancellation",
+    ),
+    pytest.param(
+        make(
+            body(
+                {
+                    "operation": {
+                        "requestId": "r1",
+                        "status": "inProgress",
+                        "intent": digicert_intent(),
+                    }
+                },
+                policy=DIGICERT_POLICY,
+                cancel=True,
+            ),
+            operation=op(issuer_name="mydigicert"),
+        )
+        .with_outcome(
+            CancelRefused(CallError(403, "Forbidden", "Pending status must be in progress"))
+        )
+        .with_outcome(OperationRead(op(issuer_name="mydigicert"))),
         ["Emit"],
         ("False", "CancelRefused"),
-        id="reports a refused cancellation",
+        id="reports a refused cancellation once, with one event",
+    ),
+    pytest.param(
+        make(
+            body(
+                {
+                    "operation": {
+                        "requestId": "r1",
+                        "status": "inProgress",
+                        "intent": digicert_intent(),
+                    }
+                },
+                policy=DIGICERT_POLICY,
+                cancel=True,
+            ),
+            operation=op(issuer_name="mydigicert"),
+        )
+        .with_outcome(CancelRefused(CallError(400, "BadParameter", "not in progress")))
+        .with_outcome(OperationRead(op("completed", target="https://kv/certificates/web"))),
+        ["ReadCertificate"],
+        None,
+        id="after a refused cancellation, delivers the operation that completed meanwhile",
     ),
     pytest.param(
         make(
@@ -403,6 +448,58 @@ def test_refused_cancel_is_recorded() -> None:
         ),
         operation=op(issuer_name="mydigicert"),
     ).with_outcome(CancelRefused(CallError(400, "BadParameter", "not in progress")))
-    decision = reconcile(inp)
+    decision = reconcile(inp.with_outcome(OperationRead(op(issuer_name="mydigicert"))))
     assert decision.status_patch["operation"]["cancelRefused"] == "not in progress"
     assert ("Warning", "CancelRefused") in events(decision)
+
+
+def _failed_digicert(**spec: Any) -> dict[str, Any]:
+    operation = {
+        "requestId": "r1",
+        "status": "failed",
+        "issuer": "mydigicert",
+        "intent": digicert_intent(),
+        "error": {"code": "Rejected", "message": "Domain not validated."},
+    }
+    conditions = [{"type": "Ready", "status": "False", "reason": "OperationFailed"}]
+    return body({"operation": operation, "conditions": conditions}, policy=DIGICERT_POLICY, **spec)
+
+
+def test_a_failed_request_with_merge_from_looks_at_the_merge_secret_again_later() -> None:
+    decision = reconcile(
+        make(_failed_digicert(mergeFrom=MERGE_FROM), merge_secret=SourceFacts.absent())
+    )
+    assert kinds(decision) == []
+    assert decision.requeue_after is not None
+    ready = condition(dict(decision.status_patch))
+    assert ready is None or ready["reason"] == "OperationFailed"
+
+
+def test_a_failed_request_without_merge_from_is_never_looked_at_again() -> None:
+    decision = reconcile(make(_failed_digicert()))
+    assert kinds(decision) == []
+    assert decision.requeue_after is None
+
+
+def test_a_forbidden_chain_is_still_reported_on_the_next_poll_and_not_merged_again() -> None:
+    raw = body(
+        {
+            "operation": {
+                "requestId": "r1",
+                "status": "inProgress",
+                "issuer": "mydigicert",
+                "intent": digicert_intent(),
+                "merge": {"fingerprint": "fp-1", "result": "Forbidden", "message": "Forbidden"},
+            },
+            "conditions": [{"type": "Ready", "status": "False", "reason": "MergeForbidden"}],
+        },
+        policy=DIGICERT_POLICY,
+        mergeFrom=MERGE_FROM,
+    )
+    decision = reconcile(
+        make(raw, operation=op(issuer_name="mydigicert", csr_pem=CSR), merge_secret=CHAIN)
+    )
+    assert kinds(decision) == []  # no merge, and no second event for the same reason
+    assert decision.requeue_after is not None
+    ready = condition(dict(decision.status_patch))
+    assert ready is None or ready["reason"] == "MergeForbidden"
