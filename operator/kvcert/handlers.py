@@ -128,21 +128,24 @@ async def certificate_event(
 async def keyvault_event(
     event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
-    memo.context.vaults.remember(
-        _plain(body), cluster=False, deleted=event.get("type") == "DELETED"
-    )
-    if _needs_reconcile(event.get("type"), body):
-        await probe_vault(memo.context, _plain(body), cluster=False)
+    await _vault_event(event, body, memo, cluster=False)
 
 
 @kopf.on.event(kube_api.GROUP, kube_api.VERSION, kube_api.CLUSTERKEYVAULTS)
 async def clusterkeyvault_event(
     event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
-    deleted = event.get("type") == "DELETED"
-    memo.context.vaults.remember(_plain(body), cluster=True, deleted=deleted)
-    if _needs_reconcile(event.get("type"), body):
-        await probe_vault(memo.context, _plain(body), cluster=True)
+    await _vault_event(event, body, memo, cluster=True)
+
+
+async def _vault_event(
+    event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, *, cluster: bool
+) -> None:
+    """Keep the vault object for Certificates (no GET per reconcile); probe it on change."""
+    snapshot = _plain(body)
+    memo.context.vaults.remember(snapshot, cluster=cluster, deleted=event.get("type") == "DELETED")
+    if _needs_reconcile(event.get("type"), snapshot):
+        await probe_vault(memo.context, snapshot, cluster=cluster)
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:

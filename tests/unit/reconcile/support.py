@@ -286,3 +286,17 @@ class Crash(Exception):
 
 def not_found() -> str:
     return NOT_FOUND
+
+
+def assert_transition(inp: Input, expected: list[str], ready: tuple[str, str] | None) -> None:
+    """One row of a transition table: the actions decided, and Ready as it would be written
+    (by the intent write when there is one, else by the final status patch)."""
+    decision = reconcile(inp)
+    assert kinds(decision) == expected
+    if ready is not None:
+        patch = next(
+            (dict(a.patch) for a in decision.actions if isinstance(a, RecordIntent)),
+            dict(decision.status_patch),
+        )
+        got = condition(patch) or {}
+        assert (got.get("status"), got.get("reason")) == ready

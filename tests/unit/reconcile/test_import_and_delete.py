@@ -26,7 +26,18 @@ from kvcert.reconcile.outcomes import (
     StatusWritten,
 )
 
-from .support import FOREIGN, body, cert, condition, events, intent, kinds, make, op
+from .support import (
+    FOREIGN,
+    assert_transition,
+    body,
+    cert,
+    condition,
+    events,
+    intent,
+    kinds,
+    make,
+    op,
+)
 
 IMPORT_FROM = {"secretName": "web-pfx"}
 PFX = SourceFacts(exists=True, fingerprint="pfx-1", format="pfx")
@@ -122,15 +133,7 @@ IMPORT_CASES = [
 
 @pytest.mark.parametrize(("inp", "expected", "ready"), IMPORT_CASES)
 def test_import_transition(inp: Any, expected: list[str], ready: tuple[str, str] | None) -> None:
-    decision = reconcile(inp)
-    assert kinds(decision) == expected
-    if ready is not None:
-        patch = next(
-            (dict(a.patch) for a in decision.actions if isinstance(a, RecordIntent)),
-            dict(decision.status_patch),
-        )
-        got = condition(patch) or {}
-        assert (got.get("status"), got.get("reason")) == ready
+    assert_transition(inp, expected, ready)
 
 
 def test_import_carries_the_fingerprint_and_the_intent_marker() -> None:

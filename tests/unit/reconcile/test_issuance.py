@@ -31,12 +31,12 @@ from kvcert.reconcile.patch import apply_merge_patch
 
 from .support import (
     FOREIGN,
+    assert_transition,
     body,
     cert,
     condition,
     events,
     intent,
-    kinds,
     make,
     op,
     ready_status,
@@ -334,15 +334,7 @@ CASES = [
 
 @pytest.mark.parametrize(("inp", "expected", "ready"), CASES)
 def test_transition(inp: Any, expected: list[str], ready: tuple[str, str] | None) -> None:
-    decision = reconcile(inp)
-    assert kinds(decision) == expected
-    if ready is not None:
-        patch = next(
-            (dict(a.patch) for a in decision.actions if isinstance(a, RecordIntent)),
-            dict(decision.status_patch),
-        )
-        got = condition(patch) or {}
-        assert (got.get("status"), got.get("reason")) == ready
+    assert_transition(inp, expected, ready)
 
 
 def test_intent_is_recorded_with_generation_and_marker_before_the_create() -> None:
