@@ -26,6 +26,8 @@ from kvcert.runtime import kube as kube_api
 from kvcert.runtime.events import EventRecorder
 from kvcert.runtime.loop import Context, reconcile_certificate
 from kvcert.runtime.probe import probe_vault
+from kvcert.runtime.readiness import ListFailed, ListProbe, Readiness, watched_lists
+from kvcert.runtime.settings import OperatorSettings
 from kvcert.runtime.vaults import VaultClients
 
 log = logging.getLogger("kvcert.handlers")
@@ -33,21 +35,41 @@ log = logging.getLogger("kvcert.handlers")
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Build the clients once; memo.settings (OperatorSettings) is set by `kvcert operator run`."""
+    ours: OperatorSettings = memo.get("settings") or OperatorSettings.load()
     settings.posting.enabled = False  # events are posted deliberately, with our reasons
+    # The resources are known: no watch on CRDs and namespaces, hence no RBAC for them (#13).
+    settings.scanning.disabled = True
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     # Kubernetes calls run in threads; the default pool (cores + 4) queues them under load.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     api = kube_api.load_api_client()
     kube = kube_api.Kube(api)
-    memo.context = Context(kube=kube, vaults=VaultClients(kube), events=EventRecorder(api))
+    memo.context = Context(kube=kube, vaults=VaultClients(kube, ours), events=EventRecorder(api))
     memo.requeues = {}
+    memo.readiness = None
+    if ours.readiness:
+        memo.readiness = Readiness(watched_lists(ours.namespaces), _list_probe(kube))
+        await memo.readiness.serve(ours.readiness)
+
+
+def _list_probe(kube: kube_api.Kube) -> ListProbe:
+    async def probe(plural: str, namespace: str | None) -> None:
+        try:
+            await kube.list_one(plural, namespace)
+        except ApiException as error:
+            raise ListFailed(error.status, str(error.reason or "")) from None
+
+    return probe
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     for handle in memo.requeues.values():
         handle.cancel()
+    if memo.get("readiness") is not None:
+        await memo.readiness.close()
     await memo.context.vaults.close()
 
 

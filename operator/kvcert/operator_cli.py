@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from typing import Any
+
+from kvcert.runtime.settings import LOG_LEVELS, OperatorSettings
 
 
 def register(commands: Any) -> None:
@@ -21,13 +24,30 @@ def register(commands: Any) -> None:
     )
     run.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster or KUBECONFIG)")
     run.add_argument(
-        "--liveness", help="serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
+        "--liveness", help="serve kopf's liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
     )
-    run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    run.add_argument(
+        "--readiness",
+        help="serve readiness (200 once every watched kind can be listed), "
+        "e.g. http://0.0.0.0:8081/readyz",
+    )
+    run.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="default: info")
+    run.add_argument("--verbose", "-v", action="store_true", help="same as --log-level debug")
     run.set_defaults(run=run_operator)
 
 
 def run_operator(args: argparse.Namespace) -> int:
+    level = "debug" if args.verbose else args.log_level
+    try:
+        settings = OperatorSettings.load(
+            namespaces=args.namespace,
+            liveness=args.liveness,
+            readiness=args.readiness,
+            log_level=level,
+        )
+    except ValueError as error:
+        print(f"kvcert operator run: {error}", file=sys.stderr)
+        return 2
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
         # The kubernetes client (which kopf logs in with) reads KUBECONFIG when it is first
@@ -36,19 +56,20 @@ def run_operator(args: argparse.Namespace) -> int:
 
         kube_config.KUBE_CONFIG_DEFAULT_LOCATION = args.kubeconfig
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=getattr(logging, level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for noisy in ("kubernetes.client.rest", "urllib3", "httpx", "httpcore", "azure"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     import kopf  # noqa: PLC0415 - kopf is heavy; the vault and dev commands do not need it
 
     import kvcert.handlers  # noqa: F401, PLC0415 - registers the handlers
 
     kopf.run(
         standalone=True,
-        clusterwide=not args.namespace,
-        namespaces=list(args.namespace),
-        liveness_endpoint=args.liveness,
+        clusterwide=settings.clusterwide,
+        namespaces=list(settings.namespaces),
+        liveness_endpoint=settings.liveness,
+        memo=kopf.Memo(settings=settings),
     )
     return 0

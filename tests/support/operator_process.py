@@ -19,10 +19,16 @@ class OperatorProcess:
     """The operator, started against `kubeconfig`, with its log in a temporary file."""
 
     def __init__(
-        self, kubeconfig: Path, *, env: dict[str, str] | None = None, verbose: bool = True
+        self,
+        kubeconfig: Path,
+        *,
+        env: dict[str, str] | None = None,
+        verbose: bool = True,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.kubeconfig = kubeconfig
         self.env = env or {}
+        self.args = args
         self.verbose = verbose
         self.process: subprocess.Popen[bytes] | None = None
         self._log_dir = tempfile.TemporaryDirectory(prefix="kvcert-operator-")
@@ -40,6 +46,7 @@ class OperatorProcess:
         ]
         if self.verbose:
             command.append("--verbose")
+        command.extend(self.args)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)

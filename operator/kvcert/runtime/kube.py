@@ -129,6 +129,23 @@ class Kube:
             {"metadata": {"finalizers": finalizers}},
         )
 
+    async def list_one(self, plural: str, namespace: str | None) -> None:
+        """List at most one object of a kvcert.io kind, as a watch's first step would; raises
+        ApiException when the API server refuses (readiness, kvcert.runtime.readiness)."""
+        if namespace is None:
+            await asyncio.to_thread(
+                self._custom.list_cluster_custom_object, GROUP, VERSION, plural, limit=1
+            )
+        else:
+            await asyncio.to_thread(
+                self._custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                limit=1,
+            )
+
     async def get_vault(self, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
             if namespace is None:

@@ -29,19 +29,9 @@ from kvcert.keyvault.retry import VaultRateLimiter
 from kvcert.keyvault.session import make_ssl_context
 from kvcert.reconcile.facts import VaultFacts
 from kvcert.runtime.kube import Kube
+from kvcert.runtime.settings import OperatorSettings
 
 DEFAULT_TOKEN_FILE = "/var/run/secrets/azure/tokens/azure-identity-token"  # noqa: S105 - a path
-
-
-def creates_per_10s() -> int:
-    """Key Vault's published limit is 20 key creates per 10 s per vault; a local vault used for
-    benchmarks may lift it with KVCERT_VAULT_CREATES_PER_10S."""
-    return int(os.environ.get("KVCERT_VAULT_CREATES_PER_10S", "20"))
-
-
-def operator_namespace() -> str:
-    """Where a ClusterKeyVault's credential Secrets live (the operator's own namespace)."""
-    return os.environ.get("KVCERT_NAMESPACE") or os.environ.get("POD_NAMESPACE") or "kvcert-system"
 
 
 class VaultUnavailable(Exception):
@@ -72,8 +62,9 @@ class _Key:
 class VaultClients:
     """One KeyVaultClient per vault object version, shared by all Certificates using it."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
         self._kube = kube
+        self._settings = settings
         self._clients: dict[_Key, KeyVaultClient] = {}
         self._lock = asyncio.Lock()
         self._bodies: dict[tuple[bool, str | None, str], dict[str, Any]] = {}
@@ -117,7 +108,8 @@ class VaultClients:
             found = self._clients.get(key)
             if found is not None:
                 return found
-            secrets_namespace = operator_namespace() if cluster else str(meta.get("namespace"))
+            own = self._settings.operator_namespace
+            secrets_namespace = own if cluster else str(meta.get("namespace"))
             created = await self._build(spec, secrets_namespace)
             stale = [k for k in self._clients if k.same_vault(key)]
             for old in stale:
@@ -148,7 +140,7 @@ class VaultClients:
                 credential,
                 ssl_context=ssl_context,
                 verify_challenge_resource=verify_resource,
-                rate_limiter=VaultRateLimiter(creates_per_10s=creates_per_10s()),
+                rate_limiter=VaultRateLimiter(creates_per_10s=self._settings.creates_per_10s),
             )
         except ValueError as error:
             raise VaultUnavailable(f"cannot use {spec.url}: {error}") from None
