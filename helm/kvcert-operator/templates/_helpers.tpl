@@ -1,0 +1,125 @@
+{{/*
+The chart name, truncated to 63 characters (a label value's limit).
+*/}}
+{{- define "kvcert.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's objects: <release>-<chart>, or the release name when it already
+contains the chart name; truncated to 63 characters.
+*/}}
+{{- define "kvcert.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The chart label value: name-version.
+*/}}
+{{- define "kvcert.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The labels every object carries.
+*/}}
+{{- define "kvcert.labels" -}}
+helm.sh/chart: {{ include "kvcert.chart" . }}
+{{ include "kvcert.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kvcert
+{{- end }}
+
+{{/*
+The labels the Deployment selects its pods by (immutable once installed).
+*/}}
+{{- define "kvcert.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kvcert.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The ServiceAccount the operator runs as.
+*/}}
+{{- define "kvcert.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "kvcert.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The image reference: repository@digest when a digest is given (it wins over the tag),
+otherwise repository:tag with the tag defaulting to the chart's appVersion.
+*/}}
+{{- define "kvcert.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/*
+RBAC rules for the namespaced resources the operator reconciles. Each rule is one set of calls
+the operator makes; nothing else is granted, and there are no wildcards.
+*/}}
+{{- define "kvcert.rules.namespaced" -}}
+# Certificates: kopf lists and watches them; the operator reads one before reconciling it and
+# patches metadata.finalizers (kvcert.io/cleanup, held only for deletionPolicy Delete or
+# DeletePending).
+- apiGroups: ["kvcert.io"]
+  resources: ["certificates"]
+  verbs: ["get", "list", "watch", "patch"]
+# Certificate status: conditions, the Key Vault operation and the issued certificate.
+- apiGroups: ["kvcert.io"]
+  resources: ["certificates/status"]
+  verbs: ["patch"]
+# KeyVaults: watched, and read when a Certificate refers to one.
+- apiGroups: ["kvcert.io"]
+  resources: ["keyvaults"]
+  verbs: ["get", "list", "watch"]
+# KeyVault status: the Ready condition (Reachable, AccessDenied, Unreachable, ...).
+- apiGroups: ["kvcert.io"]
+  resources: ["keyvaults/status"]
+  verbs: ["patch"]
+# Secrets: read the credential (token, client secret) Secrets of KeyVaults, the manual issuer's
+# signed chain (mergeFrom), PFX imports (importFrom) and the current output Secret; create and
+# update the output kubernetes.io/tls Secret.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "update"]
+# ConfigMaps: create and update the CSR ConfigMap (status.operation.csrRef) of a manual issuer.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["create", "update"]
+# Events: the operator's Events on Certificates and KeyVaults (the same reasons as conditions).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end }}
+
+{{/*
+RBAC rules for the cluster-scoped ClusterKeyVaults, watched cluster-wide in every mode.
+*/}}
+{{- define "kvcert.rules.cluster" -}}
+# ClusterKeyVaults: watched cluster-wide, and read when a Certificate refers to one.
+- apiGroups: ["kvcert.io"]
+  resources: ["clusterkeyvaults"]
+  verbs: ["get", "list", "watch"]
+# ClusterKeyVault status: the Ready condition.
+- apiGroups: ["kvcert.io"]
+  resources: ["clusterkeyvaults/status"]
+  verbs: ["patch"]
+{{- end }}
