@@ -16,7 +16,7 @@ CACHE_ROOT="${KVCERT_CACHE_DIR:-$HOME/.cache/kvcert}"
 K8S_DIR="$CACHE_ROOT/kubernetes-$K8S_VERSION"
 NODE_DIR="$CACHE_ROOT/kubernetes-node-$K8S_VERSION"
 ETCD_DIR="$CACHE_ROOT/etcd-$ETCD_VERSION"
-HELM_DIR="$CACHE_ROOT/helm-$HELM_VERSION"
+HELM_DIR="$CACHE_ROOT/helm-$HELM_VERSION-k8s-$K8S_VERSION"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONTROL_PLANE_CMDS=(kube-apiserver kubectl)
 NODE_CMDS=(kubelet kube-controller-manager kube-scheduler kube-proxy)
@@ -91,8 +91,15 @@ build_helm() {
   printf 'module kvcert.local/helm\ngo 1.24.0\nrequire helm.sh/helm/v3 %s\n' \
     "$HELM_VERSION" > "$work/go.mod"
   mkdir -p "$HELM_DIR.partial"
-  (cd "$work" && GOFLAGS=-mod=mod "$GO_BIN" build -trimpath \
-      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+  # As helm's own release builds do: its version, and the Kubernetes version `helm template`
+  # and `helm lint` assume without a cluster (the default, 1.20, fails kubeVersion >=1.27).
+  local minor="${K8S_VERSION#v1.}" ldflags
+  minor="${minor%%.*}"
+  ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    ldflags="$ldflags -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
+  done
+  (cd "$work" && GOFLAGS=-mod=mod "$GO_BIN" build -trimpath -ldflags "$ldflags" \
       -o "$HELM_DIR.partial/helm" helm.sh/helm/v3/cmd/helm)
   rm -rf "$HELM_DIR" && mv "$HELM_DIR.partial" "$HELM_DIR"
 }

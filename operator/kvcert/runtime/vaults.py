@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,9 +108,11 @@ class VaultClients:
             found = self._clients.get(key)
             if found is not None:
                 return found
+            # A ClusterKeyVault's secretRef may name a namespace (default: the operator's own);
+            # a KeyVault's Secrets are always in its own namespace, whatever the ref says.
             own = self._settings.operator_namespace
             secrets_namespace = own if cluster else str(meta.get("namespace"))
-            created = await self._build(spec, secrets_namespace)
+            created = await self._build(spec, secrets_namespace, cluster=cluster)
             stale = [k for k in self._clients if k.same_vault(key)]
             for old in stale:
                 await self._clients.pop(old).close()
@@ -131,8 +133,10 @@ class VaultClients:
                 await cached.close()
             self._clients.clear()
 
-    async def _build(self, spec: KeyVaultSpec, secrets_namespace: str) -> KeyVaultClient:
-        credential, verify_resource = await self._credential(spec, secrets_namespace)
+    async def _build(
+        self, spec: KeyVaultSpec, secrets_namespace: str, *, cluster: bool
+    ) -> KeyVaultClient:
+        credential, verify_resource = await self._credential(spec, secrets_namespace, cluster)
         ssl_context = await asyncio.to_thread(make_ssl_context, spec.ca_bundle)
         try:
             return KeyVaultClient(
@@ -145,14 +149,19 @@ class VaultClients:
         except ValueError as error:
             raise VaultUnavailable(f"cannot use {spec.url}: {error}") from None
 
-    async def _credential(self, spec: KeyVaultSpec, namespace: str) -> tuple[VaultCredential, bool]:
+    async def _credential(
+        self, spec: KeyVaultSpec, namespace: str, cluster: bool
+    ) -> tuple[VaultCredential, bool]:
         auth = spec.auth
+        ref_namespace = self._ref_namespace(namespace, cluster)
         if auth.token is not None:
             # A static token is the local vault's, often on 127.0.0.1 where no challenge
             # resource can match: it is scoped to that one vault, so skip the host check.
-            return StaticToken(await self._secret_value(namespace, auth.token.secret_ref)), False
+            ref = auth.token.secret_ref
+            return StaticToken(await self._secret_value(ref_namespace(ref), ref)), False
         if auth.client_secret is not None:
-            secret = await self._secret_value(namespace, auth.client_secret.secret_ref)
+            ref = auth.client_secret.secret_ref
+            secret = await self._secret_value(ref_namespace(ref), ref)
             return (
                 client_secret(
                     tenant_id=auth.client_secret.tenant_id,
@@ -174,6 +183,10 @@ class VaultClients:
         if auth.managed_identity is not None:
             return managed_identity(client_id=auth.managed_identity.client_id), True
         raise VaultUnavailable("spec.auth names no credential")
+
+    @staticmethod
+    def _ref_namespace(default: str, cluster: bool) -> Callable[[SecretKeyRef], str]:
+        return lambda ref: (ref.namespace or default) if cluster else default
 
     async def _secret_value(self, namespace: str, ref: SecretKeyRef) -> str:
         secret = await self._kube.get_secret(namespace, ref.name)

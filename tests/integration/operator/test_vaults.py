@@ -118,3 +118,66 @@ def test_a_certificate_issued_through_a_clusterkeyvault(kube: Kube, cluster_vaul
     secret = kube.secret("web-tls")
     assert secret is not None
     assert secret.type == "kubernetes.io/tls"
+
+
+@pytest.mark.one_profile("documented")
+def test_a_clusterkeyvault_reads_its_secret_from_the_namespace_its_ref_names(
+    kube: Kube, vault: LocalVault, operator: OperatorProcess
+):
+    """secretRef.namespace (ClusterKeyVault only) overrides the operator's namespace."""
+    kube.put_secret("elsewhere-token", {"token": vault.token.encode()})
+    name = f"elsewhere-{kube.namespace}"
+    ref = {"name": "elsewhere-token", "key": "token", "namespace": kube.namespace}
+    kube.custom.create_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "clusterkeyvaults",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ClusterKeyVault",
+            "metadata": {"name": name},
+            "spec": {
+                "url": vault.url,
+                "auth": {"token": {"secretRef": ref}},
+                "caBundle": vault.ca_path.read_text(),
+            },
+        },
+    )
+    try:
+        ready = _vault_ready(kube, "clusterkeyvaults", name, namespaced=False)
+        assert (ready["status"], ready["reason"]) == ("True", "Reachable"), ready
+    finally:
+        kube.custom.delete_cluster_custom_object(GROUP, VERSION, "clusterkeyvaults", name)
+
+
+@pytest.mark.one_profile("documented")
+def test_a_keyvault_never_reads_a_secret_from_another_namespace(
+    kube: Kube, vault: LocalVault, operator: OperatorProcess
+):
+    """A namespaced KeyVault's secretRef.namespace is ignored: no cross-namespace reads."""
+    elsewhere = f"{kube.namespace}-x"
+    kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=elsewhere)))
+    try:
+        Kube(kube.api, elsewhere).put_secret("vault-token", {"token": vault.token.encode()})
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "KeyVault",
+            "metadata": {"name": "main"},
+            "spec": {
+                "url": vault.url,
+                "auth": {
+                    "token": {
+                        "secretRef": {"name": "vault-token", "key": "token", "namespace": elsewhere}
+                    }
+                },
+                "caBundle": vault.ca_path.read_text(),
+            },
+        }
+        kube.custom.create_namespaced_custom_object(
+            GROUP, VERSION, kube.namespace, "keyvaults", body
+        )
+        ready = _vault_ready(kube, "keyvaults", "main")
+        assert (ready["status"], ready["reason"]) == ("False", "InvalidConfiguration"), ready
+        assert f"{kube.namespace}/vault-token does not exist" in ready["message"]
+    finally:
+        kube.core.delete_namespace(elsewhere)
