@@ -46,6 +46,7 @@ CLUSTER_GRANTS = {
     ("kvcert.io", "clusterkeyvaults/status", "patch"),
 }
 CREDENTIAL_GRANTS = {("", "secrets", "get")}
+CLUSTER_EVENT_GRANTS = {("", "events", "create")}
 
 
 @dataclass(frozen=True)
@@ -304,16 +305,18 @@ def test_watch_namespaces(
     assert args.count("--namespace") == 2
 
     roles = {role["metadata"]["namespace"]: role for role in rendering.of_kind("Role")}
-    assert set(roles) == {a, b, namespace}
+    assert set(roles) == {a, b, namespace, "default"}
     assert grants(roles[a]["rules"]) == NAMESPACED_GRANTS
     assert grants(roles[b]["rules"]) == NAMESPACED_GRANTS
     # ClusterKeyVault credentials: read-only, in the operator's own namespace.
     assert grants(roles[namespace]["rules"]) == CREDENTIAL_GRANTS
+    # ClusterKeyVault Events: the API server keeps a cluster-scoped object's Events in default.
+    assert grants(roles["default"]["rules"]) == CLUSTER_EVENT_GRANTS
     bindings = {
         binding["metadata"]["namespace"]: binding["roleRef"]["name"]
         for binding in rendering.of_kind("RoleBinding")
     }
-    assert bindings == {ns: roles[ns]["metadata"]["name"] for ns in (a, b, namespace)}
+    assert bindings == {ns: roles[ns]["metadata"]["name"] for ns in (a, b, namespace, "default")}
 
     # Cluster-wide: only the cluster-scoped ClusterKeyVaults, never Secrets.
     cluster_role = rendering.one("ClusterRole")
