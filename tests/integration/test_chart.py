@@ -506,3 +506,55 @@ def test_deploy_manifest_is_fresh(tools: Tools) -> None:
         if obj["kind"] not in {"ClusterRole", "ClusterRoleBinding"}:
             assert obj["metadata"]["namespace"] == "kvcert-system"
     assert set(kinds[4:]) == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"}
+
+
+GITOPS = ROOT / "deploy"
+
+
+def _gitops_sources() -> list[tuple[str, str, dict[str, Any], str]]:
+    """(file, chart path, values, release namespace) of the Argo CD and Flux examples."""
+    argocd = yaml.safe_load((GITOPS / "argocd" / "application.yaml").read_text())
+    source = argocd["spec"]["source"]
+    flux = [d for d in yaml.safe_load_all((GITOPS / "flux" / "kvcert.yaml").read_text()) if d]
+    release = next(d for d in flux if d["kind"] == "HelmRelease")
+    return [
+        (
+            "argocd/application.yaml",
+            source["path"],
+            source["helm"]["valuesObject"],
+            argocd["spec"]["destination"]["namespace"],
+        ),
+        (
+            "flux/kvcert.yaml",
+            release["spec"]["chart"]["spec"]["chart"],
+            release["spec"]["values"],
+            release["metadata"]["namespace"],
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "chart", "values", "namespace"), _gitops_sources(), ids=lambda v: str(v)[:24]
+)
+def test_gitops_examples_name_this_chart_with_values_its_schema_accepts(
+    tools: Tools,
+    api_client: client.ApiClient,
+    namespaces: list[str],
+    tmp_path: Path,
+    name: str,
+    chart: str,
+    values: dict[str, Any],
+    namespace: str,
+) -> None:
+    """deploy/argocd and deploy/flux install this chart: the path exists, the values pass
+    values.schema.json, and the rendering is accepted by the API server."""
+    assert (ROOT / chart).resolve() == CHART.resolve(), name
+    assert namespace == "kvcert-system", name
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    target = _create_namespace(api_client, namespaces, "gitops")
+    text = tools.helm_run(
+        "template", RELEASE, str(CHART), "--namespace", target, "-f", str(values_file)
+    ).stdout
+    rendering = Rendering(text=text, objects=[o for o in yaml.safe_load_all(text) if o])
+    restricted(tools, rendering)
