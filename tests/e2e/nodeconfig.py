@@ -18,10 +18,10 @@ from pathlib import Path
 
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from kvcert.devcluster import pki
 from tests.e2e.host import CNI_DIR
 
 NODE_NAME = "node0"
@@ -50,97 +50,35 @@ class NodePki:
     kubelet_token: str
 
 
-def _private(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> Path:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
-    return path
-
-
-def _name(common_name: str, organization: str | None = None) -> x509.Name:
-    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organization:
-        attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    return x509.Name(attributes)
-
-
-def _builder(
-    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey
-) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
-    )
-
-
 def generate(directory: Path, node_ip: str) -> NodePki:
     """Write the CA, serving and kubelet-client certificates, SA key and tokens.csv."""
     directory.mkdir(parents=True, exist_ok=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("kvcert e2e CA")
-    ca = (
-        _builder(ca_name, ca_name, ca_key)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
-    (directory / "ca.crt").write_bytes(ca_pem)
+    ca = pki.LocalCA.make("kvcert e2e CA", _VALIDITY)
+    (directory / "ca.crt").write_bytes(ca.pem)
 
     def issue(
         stem: str, subject: x509.Name, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]
     ) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        builder = _builder(subject, ca_name, key).add_extension(
-            x509.ExtendedKeyUsage([usage]), critical=False
-        )
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        cert = builder.sign(ca_key, hashes.SHA256())
-        (directory / f"{stem}.crt").write_bytes(
-            cert.public_bytes(serialization.Encoding.PEM) + ca_pem
-        )
-        _private(directory / f"{stem}.key", key)
+        key, chain = ca.issue(subject, usage, sans)
+        (directory / f"{stem}.crt").write_bytes(chain)
+        pki.write_private(directory / f"{stem}.key", pki.pem_key(key))
 
     ips = [SERVICE_IP, node_ip, "127.0.0.1"]
     issue(
         "apiserver",
-        _name("kube-apiserver"),
+        pki.name("kube-apiserver"),
         ExtendedKeyUsageOID.SERVER_AUTH,
         [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         + [x509.DNSName(name) for name in _SERVICE_NAMES],
     )
     issue(
         "apiserver-kubelet-client",
-        _name("apiserver-kubelet-client", "system:masters"),
+        pki.name("apiserver-kubelet-client", "system:masters"),
         ExtendedKeyUsageOID.CLIENT_AUTH,
         [],
     )
-    _private(directory / "sa.key", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pki.write_private(directory / "sa.key", pki.pem_key(sa_key))
     admin, kubelet = secrets.token_hex(16), secrets.token_hex(16)
     tokens = directory / "tokens.csv"
     tokens.write_text(
