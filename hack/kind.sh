@@ -41,11 +41,11 @@ spec:
     image: $IMAGE
     imagePullPolicy: Never
     args: [vault, serve, --host, 0.0.0.0, --port, "8443", --data-dir, /tmp/vault,
-           --token, $TOKEN, --hostname, vault.demo.svc, --ca-delay, "20"]
+           --token-file, /var/run/vault-token/token, --hostname, vault.demo.svc, --ca-delay, "20"]
     securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true,
                       capabilities: {drop: [ALL]}}
-    volumeMounts: [{name: tmp, mountPath: /tmp}]
-  volumes: [{name: tmp, emptyDir: {}}]
+    volumeMounts: [{name: tmp, mountPath: /tmp}, {name: token, mountPath: /var/run/vault-token}]
+  volumes: [{name: tmp, emptyDir: {}}, {name: token, secret: {secretName: vault-token}}]
 ---
 apiVersion: v1
 kind: Service

@@ -131,6 +131,9 @@ def e2e(node_cluster: NodeCluster, operator_image: str, tmp_path_factory) -> Ite
     cluster = node_cluster
     work = tmp_path_factory.mktemp("e2e-vault")
     token = secrets.token_hex(16)
+    token_file = work / "token"  # not --token: a token in argv is visible to every `ps`
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
     cluster.spawn(
         "vault",
         [
@@ -144,8 +147,8 @@ def e2e(node_cluster: NodeCluster, operator_image: str, tmp_path_factory) -> Ite
             str(VAULT_PORT),
             "--data-dir",
             str(work),
-            "--token",
-            token,
+            "--token-file",
+            str(token_file),
             "--hostname",
             cluster.node_ip,
             "--ca-delay",

@@ -214,7 +214,8 @@ def assert_common(rendering: Rendering, namespace: str) -> None:
 
     deployment = rendering.one("Deployment")
     assert deployment["metadata"]["namespace"] == namespace
-    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    # No leader election yet: the old operator stops before the new one starts.
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
     pod = rendering.pod["spec"]
     assert pod["automountServiceAccountToken"] is True
     assert pod["securityContext"] == {
@@ -246,7 +247,7 @@ def assert_common(rendering: Rendering, namespace: str) -> None:
         assert args[args.index(flag) + 1] == value
     assert {
         "name": "POD_NAMESPACE",
-        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}},
     } in container["env"]
     assert container["resources"] == {
         "requests": {"cpu": "50m", "memory": "128Mi"},
@@ -439,6 +440,7 @@ def test_image_digest_wins_over_tag(
         ("logLevel=verbose", "logLevel"),
         ("image.digest=latest", "digest"),
         ("probes.liveness.periodSeconds=soon", "periodSeconds"),
+        ("workloadIdentity.tenantId=abc", "clientId"),
     ],
 )
 def test_schema_rejects_bad_values_at_install(
@@ -473,7 +475,7 @@ def test_schema_rejects_bad_values_at_install(
     )
     assert release_records.stdout.strip() == ""
     cluster_role = tools.kubectl_run(
-        "get", "clusterrole", f"{release}-kvcert-operator", "-o", "name", check=False
+        "get", "clusterrole", f"{namespace}-{release}-kvcert-operator", "-o", "name", check=False
     )
     assert cluster_role.returncode != 0
     assert "NotFound" in cluster_role.stderr
@@ -558,3 +560,56 @@ def test_gitops_examples_name_this_chart_with_values_its_schema_accepts(
     ).stdout
     rendering = Rendering(text=text, objects=[o for o in yaml.safe_load_all(text) if o])
     restricted(tools, rendering)
+
+
+def test_names_yaml_would_misread_are_quoted(
+    tools: Tools, api_client: client.ApiClient, namespaces: list[str]
+) -> None:
+    """Release and namespace names such as `on`, `off`, `123`, `0700` stay strings."""
+    release_ns = _create_namespace(api_client, namespaces, "rel")
+    client.CoreV1Api(api_client).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name="0700"))
+    )
+    namespaces.append("0700")
+    for release in ("on", "123"):
+        text = tools.helm_run(
+            "template", release, str(CHART), "--namespace", release_ns,
+            "--set", "watchNamespaces={0700}",
+        ).stdout  # fmt: skip
+        rendering = Rendering(text=text, objects=[o for o in yaml.safe_load_all(text) if o])
+        for obj in rendering.objects:
+            assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == release
+            assert isinstance(obj["metadata"].get("namespace", ""), str)
+        assert any(o["metadata"].get("namespace") == "0700" for o in rendering.of_kind("Role"))
+        accepted_by_api_server(tools, rendering)
+
+
+def test_two_releases_of_one_name_in_two_namespaces_do_not_collide(
+    tools: Tools, api_client: client.ApiClient, namespaces: list[str]
+) -> None:
+    first = render(tools, _create_namespace(api_client, namespaces, "one"))
+    second = render(tools, _create_namespace(api_client, namespaces, "two"))
+    for kind in ("ClusterRole", "ClusterRoleBinding"):
+        assert first.one(kind)["metadata"]["name"] != second.one(kind)["metadata"]["name"]
+
+
+def test_notes_follow_the_install_mode(
+    tools: Tools, api_client: client.ApiClient, namespaces: list[str]
+) -> None:
+    """NOTES.txt: examples in the first watched namespace, a warning for more than one replica."""
+    namespace = _create_namespace(api_client, namespaces, "rel")
+    team = _create_namespace(api_client, namespaces, "team")
+    notes = tools.helm_run(
+        "install", "notes", str(CHART), "--namespace", namespace, "--dry-run=server",
+        "--kubeconfig", str(tools.kubeconfig),
+        "--set", f"watchNamespaces={{{team}}}", "--set", "replicaCount=2",
+    ).stdout.split("NOTES:", 1)[1]  # fmt: skip
+    assert f"kubectl apply -n {team} -f keyvault.yaml" in notes
+    assert "my-team" not in notes
+    assert "WARNING: replicaCount is 2" in notes
+    default = tools.helm_run(
+        "install", "notes", str(CHART), "--namespace", namespace, "--dry-run=server",
+        "--kubeconfig", str(tools.kubeconfig),
+    ).stdout.split("NOTES:", 1)[1]  # fmt: skip
+    assert "kubectl apply -n my-team -f keyvault.yaml" in default
+    assert "WARNING" not in default

@@ -23,6 +23,15 @@ contains the chart name; truncated to 63 characters.
 {{- end }}
 
 {{/*
+The name of cluster-scoped objects (ClusterRole, ClusterRoleBinding) and of the Role in namespace
+default: <release namespace>-<full name>, so that two releases of the same name in different
+namespaces do not collide.
+*/}}
+{{- define "kvcert.clusterName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "kvcert.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
 The chart label value: name-version.
 */}}
 {{- define "kvcert.chart" -}}
@@ -45,7 +54,7 @@ The labels the Deployment selects its pods by (immutable once installed).
 */}}
 {{- define "kvcert.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "kvcert.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{/*

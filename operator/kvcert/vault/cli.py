@@ -24,7 +24,18 @@ def register(commands: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8443, help="port to listen on")
     serve.add_argument("--data-dir", required=True, type=Path, help="state and TLS files")
-    serve.add_argument("--token", default=None, help="the only bearer token accepted")
+    tokens = serve.add_mutually_exclusive_group()
+    tokens.add_argument(
+        "--token",
+        default=None,
+        help="the only bearer token accepted (visible in ps: prefer --token-file)",
+    )
+    tokens.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="read the token from this file (e.g. a Secret)",
+    )
     serve.add_argument(
         "--profile",
         choices=sorted(PROFILES),
@@ -54,7 +65,17 @@ def serve_command(args: argparse.Namespace) -> int:
     files = tls.ensure(data_dir, list(args.hostname), time.time())
     store = Store(data_dir / "vault.sqlite3")
     service = VaultService(store, PROFILES[args.profile], ca_delay=args.ca_delay)
-    app = create_app(service, token=args.token)
+    token = args.token
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text().strip()
+        except OSError as error:
+            print(f"kvcert vault: cannot read --token-file: {error.strerror}", file=sys.stderr)
+            return 2
+        if not token:
+            print(f"kvcert vault: --token-file {args.token_file} is empty", file=sys.stderr)
+            return 2
+    app = create_app(service, token=token)
     print(
         f"kvcert vault: https://{args.host}:{args.port} profile={args.profile} ca={files.ca}",
         file=sys.stderr,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import httpx
 import pytest
 from tests.integration.vault.vault_helpers import HOSTNAME, url
@@ -80,3 +83,26 @@ def test_throttling_answers_429_with_retry_after_then_recovers(kv: httpx.Client)
     assert throttled.headers["retry-after"] == "2"
     assert throttled.json()["error"]["code"] == "Throttled"
     assert kv.get(url("/certificates")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("", "is empty"), (None, "cannot read --token-file")],
+    ids=["an empty token file", "a missing token file"],
+)
+def test_a_token_file_that_gives_no_token_stops_the_vault(
+    tmp_path, content: str | None, message: str
+) -> None:
+    token_file = tmp_path / "token"
+    if content is not None:
+        token_file.write_text(content)
+    command = [sys.executable, "-m", "kvcert.vault", "serve", "--data-dir", str(tmp_path / "d")]
+    done = subprocess.run(
+        [*command, "--port", "0", "--token-file", str(token_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
