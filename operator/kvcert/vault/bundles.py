@@ -7,6 +7,7 @@ never with the material itself.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,18 @@ from kvcert.vault.errors import bad_parameter
 PEM_CONTENT_TYPE = "application/x-pem-file"
 X5C_PARSE = "Unable to parse X5c certificate chain and locate leaf certificate"
 KEY_MISMATCH = "Public key from x509 certificate and key of this instance doesn't match"
+POLICY_INVALID = "Property policy has invalid value"
+PEM_FORMAT = (
+    "The specified PEM X.509 certificate content is in an unexpected format. "
+    "Please check if certificate is in valid PEM format."
+)
+PFX_FORMAT = (
+    "The specified PKCS#12 X.509 certificate content can not be read. "
+    "Please check if certificate is in valid PKCS#12 format."
+)
+_PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+_PKCS8 = frozenset((b"PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"))
+_NOT_PKCS8 = frozenset((b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"DSA PRIVATE KEY"))
 Doc = dict[str, Any]
 
 
@@ -59,36 +72,38 @@ def load_pfx(data: bytes, password: str | None) -> Bundle:
             data, password.encode() if password else None
         )
     except ValueError as exc:
-        raise CryptoInputError(
-            "The specified PEM X.509 certificate content is in an unexpected format. "
-            "Please check if certificate is in valid PEM or PKCS#12 format."
-        ) from exc
+        raise CryptoInputError(PFX_FORMAT) from exc
     if key is None or cert is None:
-        raise CryptoInputError("The PKCS#12 content holds no private key and certificate.")
+        raise CryptoInputError(PFX_FORMAT)
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise CryptoInputError("Only RSA and EC keys are supported.")
     leaf = cert.public_bytes(serialization.Encoding.DER)
     if public_der(cert) != public_der(key):
-        raise CryptoInputError(
-            "Public key from x509 certificate and key of this instance doesn't match"
-        )
+        raise CryptoInputError(KEY_MISMATCH)
     chain = tuple(c.public_bytes(serialization.Encoding.DER) for c in extra or [])
     return Bundle(key_to_pem(key), leaf, chain)
 
 
 def load_pem_bundle(text: bytes, password: str | None) -> Bundle:
+    """PEM text holding X.509 certificates and one PKCS#8 key (encrypted only with `password`).
+
+    Key Vault "will only accept a key in PKCS#8 format" (ImportCertificate): a PKCS#1
+    (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`) block is refused like any malformed PEM.
+    """
+    labels = set(_PEM_LABEL.findall(text))
+    if labels & _NOT_PKCS8 or not labels & _PKCS8:
+        raise CryptoInputError(PEM_FORMAT)
     try:
         certs = x509.load_pem_x509_certificates(text)
     except ValueError as exc:
-        raise CryptoInputError("The PEM content holds no certificate.") from exc
-    start = text.find(b"-----BEGIN")
+        raise CryptoInputError(PEM_FORMAT) from exc
     key_block = _pem_key_block(text)
-    if key_block is None or start < 0:
-        raise CryptoInputError("The PEM content holds no private key.")
+    if key_block is None:
+        raise CryptoInputError(PEM_FORMAT)
     try:
         key = serialization.load_pem_private_key(key_block, password.encode() if password else None)
     except (ValueError, TypeError) as exc:
-        raise CryptoInputError("The PEM private key could not be read.") from exc
+        raise CryptoInputError(PEM_FORMAT) from exc
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise CryptoInputError("Only RSA and EC keys are supported.")
     ders = [c.public_bytes(serialization.Encoding.DER) for c in certs]
@@ -97,7 +112,7 @@ def load_pem_bundle(text: bytes, password: str | None) -> Bundle:
 
 
 def _pem_key_block(text: bytes) -> bytes | None:
-    for label in (b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"):
+    for label in sorted(_PKCS8):
         begin = text.find(b"-----BEGIN " + label + b"-----")
         if begin >= 0:
             end_marker = b"-----END " + label + b"-----"
@@ -187,13 +202,39 @@ def version_doc(
     }
 
 
-def parse_import(value: str, password: str | None, content_type: str | None) -> Bundle:
-    """An import's `value`: PEM text, base64 of PEM text, or base64 of a PKCS#12 file."""
+def import_shape(value: str) -> tuple[str, bytes]:
+    """Whether an import's `value` is PEM (text, or base64 of PEM text) or a PKCS#12 blob.
+
+    Cheap (one base64 decode of at most 1 MiB): the service decides on it before any key work.
+    """
     text = value.strip()
     if "-----BEGIN" in text:
-        return load_pem_bundle(text.encode(), password)
+        return "pem", text.encode()
     raw = crypto.b64decode_strict(text)
-    if b"-----BEGIN" in raw or content_type == PEM_CONTENT_TYPE:
+    if b"-----BEGIN" in raw:
+        return "pem", raw
+    return "pfx", raw
+
+
+def check_import_content_type(shape: str, content_type: str | None) -> None:
+    """Key Vault reads `value` as the policy's `secret_props.contentType` says.
+
+    PEM needs `application/x-pem-file` (without a policy, or with any other content type, the
+    policy is what Key Vault names as wrong); a PKCS#12 blob under the PEM content type is read
+    as PEM and fails as malformed PEM. Raises `CryptoInputError` with Key Vault's texts.
+    """
+    if shape == "pem" and content_type != PEM_CONTENT_TYPE:
+        raise CryptoInputError(POLICY_INVALID)
+    if shape == "pfx" and content_type == PEM_CONTENT_TYPE:
+        raise CryptoInputError(PEM_FORMAT)
+
+
+def parse_import(value: str, password: str | None, content_type: str | None) -> Bundle:
+    """An import's `value` (PEM text, base64 of PEM text, or base64 PKCS#12) under its policy's
+    content type: the key, leaf and chain, or `CryptoInputError` with Key Vault's text."""
+    shape, raw = import_shape(value)
+    check_import_content_type(shape, content_type)
+    if shape == "pem":
         return load_pem_bundle(raw, password)
     return load_pfx(raw, password)
 

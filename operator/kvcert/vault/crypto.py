@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import calendar
 import datetime as dt
 import hashlib
 import ipaddress
@@ -19,6 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kvcert.vault import names
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -106,17 +109,11 @@ def public_der(key: PrivateKey | x509.Certificate) -> bytes:
 
 
 def parse_subject(subject: str) -> x509.Name:
-    """Parse Key Vault's `CN=a, O=b` subject syntax (RFC 4514, commas or semicolons)."""
-    text = subject.replace(";", ",").strip()
-    if not text:
-        raise CryptoInputError("The subject must not be empty.")
+    """Parse a subject as Key Vault writes it (`CN=a, O="B, Inc.", S=Texas`): see `names`."""
     try:
-        name = x509.Name.from_rfc4514_string(text)
+        return names.parse(subject)
     except ValueError as exc:
         raise CryptoInputError(f"Invalid subject name: {subject!r}.") from exc
-    if not list(name):
-        raise CryptoInputError(f"Invalid subject name: {subject!r}.")
-    return name
 
 
 def _extensions(spec: CertSpec) -> list[tuple[x509.ExtensionType, bool]]:
@@ -168,10 +165,11 @@ def make_csr(key: PrivateKey, spec: CertSpec) -> bytes:
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
-def _add_months(when: dt.datetime, months: int) -> dt.datetime:
+def add_months(when: dt.datetime, months: int) -> dt.datetime:
+    """Calendar months: 29 November + 12 is 29 November; 31 January + 1 is the last of February."""
     total = when.month - 1 + months
     year, month = when.year + total // 12, total % 12 + 1
-    day = min(when.day, 28)
+    day = min(when.day, calendar.monthrange(year, month)[1])
     return when.replace(year=year, month=month, day=day)
 
 
@@ -193,7 +191,7 @@ def sign_csr(
         .public_key(csr.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
-        .not_valid_after(_add_months(start, spec.validity_months))
+        .not_valid_after(add_months(start, spec.validity_months))
     )
     for ext, critical in _extensions(spec):
         builder = builder.add_extension(ext, critical=critical)

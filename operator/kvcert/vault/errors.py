@@ -61,6 +61,27 @@ def pending_not_found(name: str) -> VaultError:
     return VaultError(404, "PendingCertificateNotFound", f"Pending certificate not found: {name}")
 
 
+def secret_not_found(name_or_id: str) -> VaultError:
+    """`GET /secrets/...` of nothing: the live service's code and text (not CertificateNotFound)."""
+    return VaultError(
+        404,
+        "SecretNotFound",
+        f"A secret with (name/id) {name_or_id} was not found in this key vault. If you recently "
+        "deleted this secret you may be able to recover it using the correct recovery command. "
+        "For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182",
+    )
+
+
+def secret_disabled() -> VaultError:
+    """`GET /secrets/...` of a disabled version, as the live service answers it."""
+    return VaultError(
+        403,
+        "Forbidden",
+        "Operation get is not allowed on a disabled secret.",
+        inner_code="SecretDisabled",
+    )
+
+
 def issuer_not_found(name: str) -> VaultError:
     return VaultError(404, "CertificateIssuerNotFound", f"Issuer not found: {name}")
 

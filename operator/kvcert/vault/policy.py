@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import Any
 
-from kvcert.vault import bundles, crypto
+from kvcert.vault import bundles, crypto, names
 from kvcert.vault.errors import bad_parameter
 from kvcert.vault.wire import PolicyIn
 
@@ -21,7 +21,8 @@ CONTENT_TYPES = (PKCS12, PEM)
 RSA_SIZES = (2048, 3072, 4096)
 KTYS = ("RSA", "RSA-HSM", "EC", "EC-HSM")
 ACTIONS = ("EmailContacts", "AutoRenew")
-_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+VALIDITY_MIN, VALIDITY_MAX, VALIDITY_DEFAULT = 1, 1200, 12
+DAYS_PER_MONTH = 27  # days_before_expiry is at most 27 x validity_months (the Trigger definition)
 
 Policy = dict[str, Any]
 
@@ -71,7 +72,10 @@ def normalize(policy: Policy) -> Policy:
         raise bad_parameter(f"Invalid content type: {content_type}.")
     secret["contentType"] = content_type
     x509 = _x509(dict(policy.get("x509_props") or {}))
-    actions = [_action(a) for a in policy.get("lifetime_actions") or []]
+    given_actions = policy.get("lifetime_actions") or []
+    if len(given_actions) > 1:
+        raise bad_parameter("At most one action is allowed")
+    actions = [_action(a, x509["validity_months"]) for a in given_actions]
     if not actions:
         actions = [{"trigger": {"lifetime_percentage": 80}, "action": {"action_type": "AutoRenew"}}]
     issuer = dict(policy.get("issuer") or {})
@@ -111,19 +115,19 @@ def _x509(x509: dict[str, Any]) -> dict[str, Any]:
     else:
         x509.pop("sans", None)
     for oid in x509.get("ekus") or []:
-        if not _OID.match(oid):
+        if not names.is_oid(oid):
             raise bad_parameter(f"Invalid extended key usage: {oid}.")
     for usage in x509.get("key_usage") or []:
         if usage not in crypto.KEY_USAGES:
             raise bad_parameter(f"Invalid key usage: {usage}.")
-    months = x509.get("validity_months", 12)
-    if not 1 <= months <= 1200:
-        raise bad_parameter("validity_months must be between 1 and 1200.")
+    months = x509.get("validity_months", VALIDITY_DEFAULT)
+    if not VALIDITY_MIN <= months <= VALIDITY_MAX:
+        raise bad_parameter(f"validity_months must be between {VALIDITY_MIN} and {VALIDITY_MAX}.")
     x509["validity_months"] = months
     return x509
 
 
-def _action(action: dict[str, Any]) -> dict[str, Any]:
+def _action(action: dict[str, Any], validity_months: int) -> dict[str, Any]:
     trigger = action.get("trigger") or {}
     kind = (action.get("action") or {}).get("action_type")
     if kind not in ACTIONS:
@@ -136,8 +140,12 @@ def _action(action: dict[str, Any]) -> dict[str, Any]:
         )
     if pct is not None and not 1 <= pct <= 99:
         raise bad_parameter("lifetime_percentage must be between 1 and 99.")
-    if days is not None and days < 1:
-        raise bad_parameter("days_before_expiry must be positive.")
+    most = DAYS_PER_MONTH * validity_months
+    if days is not None and not 1 <= days <= most:
+        raise bad_parameter(
+            f"days_before_expiry must be between 1 and {most} "
+            f"({DAYS_PER_MONTH} x validity_months {validity_months})."
+        )
     return {"trigger": trigger, "action": {"action_type": kind}}
 
 

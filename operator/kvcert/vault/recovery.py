@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -50,13 +49,18 @@ class Recovery:
         cert = self._deleted(name)
         return views.deleted(ctx, name, cert, self.service.render_current(ctx, name, cert))
 
-    def list(self, ctx: Ctx) -> list[Doc]:
+    def list(self, ctx: Ctx, include_pending: bool = False) -> list[Doc]:
+        """Deleted certificates; one that never had an issued version (deleted while pending)
+        only with `includePending=true`, as `GET /certificates` lists pending ones."""
         out = []
         for name, cert in self.store.list_certificates(deleted=True):
             latest = self.store.get_version(name, None)
-            entry: dict[str, Any] = {"id": ctx.cert_url(name)}
             if latest is not None:
                 entry = views.item(ctx, name, None, latest[1], None)
+            elif include_pending:
+                entry = views.bare_item(ctx, name, cert)
+            else:
+                continue
             out.append(views.deleted(ctx, name, cert, entry))
         return out
 

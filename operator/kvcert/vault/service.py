@@ -15,11 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-from kvcert.vault import bundles, crypto, issuers, views
+from kvcert.vault import bundles, crypto, imports, issuers, views
 from kvcert.vault import operation as ops
 from kvcert.vault import policy as policies
 from kvcert.vault.errors import (
-    VaultError,
     bad_parameter,
     certificate_not_found,
     deleted_but_recoverable,
@@ -180,6 +179,7 @@ class VaultService:
 
     # create / import / merge -----------------------------------------------------------------
     async def create(self, ctx: Ctx, name: str, body: CreateIn) -> tuple[Operation, Doc]:
+        imports.refuse_unsupported(ctx, body.policy, body.preserve_cert_order)
         existing = self._check_writable(name)
         if body.policy is not None:
             policy = policies.merge(None, body.policy)
@@ -232,16 +232,23 @@ class VaultService:
         return {"policy": policy, "created": created, "updated": now, "policy_updated": now}
 
     async def import_(self, ctx: Ctx, name: str, body: ImportIn) -> Doc:
+        imports.refuse_unsupported(ctx, body.policy, body.preserve_cert_order)
         given = body.policy.model_dump(exclude_none=True, by_alias=True) if body.policy else {}
         content_type = given.get("secret_props", {}).get("contentType")
         if content_type not in (None, *policies.CONTENT_TYPES):
-            raise bad_parameter(f"Invalid content type: {content_type}.")
-        self._check_writable(name)
+            raise bad_parameter(bundles.POLICY_INVALID)
         try:
-            bundle = await self.blocking(bundles.parse_import, body.value, body.pwd, content_type)
+            shape, raw = await self.blocking(bundles.import_shape, body.value)
+            bundles.check_import_content_type(shape, content_type)
         except crypto.CryptoInputError as exc:
             raise bad_parameter(str(exc)) from exc
-        policy = policies.from_imported(given, bundle.leaf_der, bundle.key_pem)
+        self._check_writable(name)
+        load = bundles.load_pem_bundle if shape == "pem" else bundles.load_pfx
+        try:
+            bundle = await self.blocking(load, raw, body.pwd)
+        except crypto.CryptoInputError as exc:
+            raise bad_parameter(str(exc)) from exc
+        policy = imports.import_policy(given, bundle)
         existing = self._check_writable(name)
         now = self.clock()
         enabled = body.attributes.enabled if body.attributes else None
@@ -283,7 +290,7 @@ class VaultService:
             tuple(certs[1:]),
             found[1],
             enabled=op.enabled if enabled is None else enabled,
-            tags=body.tags or op.tags,
+            tags=op.tags if body.tags is None else body.tags,
         )
         cert = self.certificate(name)
         version = self.store.get_version(name, op.version)
@@ -316,7 +323,10 @@ class VaultService:
 
     # certificates ----------------------------------------------------------------------------
     async def get_certificate(self, ctx: Ctx, name: str, version: str | None) -> Doc:
-        cert = self.certificate(name)
+        live = self.store.get_certificate(name)
+        if live is None or live[1]:
+            raise certificate_not_found(f"{name}/{version}" if version else name)
+        cert = live[0]
         op = await self.advance(name)
         if version is None:
             return self.render_current(ctx, name, cert)
@@ -338,14 +348,23 @@ class VaultService:
         return out
 
     def list_versions(self, ctx: Ctx, name: str) -> list[Doc]:
-        self.certificate(name)
-        out = [views.item(ctx, name, v, d, None) for v, d in self.store.list_versions(name)]
+        """The versions of a live certificate, the pending one (disabled, no x5t) included.
+
+        An unknown or soft-deleted name is an empty list, not a 404: the live service answers
+        `200 {"value": [], "nextLink": null}` (Microsoft's SDK recordings).
+        """
+        found = self.store.get_certificate(name)
+        if found is None or found[1]:
+            return []
+        stored = self.store.list_versions(name)
+        out = [views.item(ctx, name, v, d, None) for v, d in stored]
         op = self.operation(name)
-        if op is not None and op.in_progress:
+        if op is not None and op.version not in {v for v, _ in stored}:
             out.append(views.item(ctx, name, op.version, None, op))
         return out
 
     def update_certificate(self, ctx: Ctx, name: str, version: str | None, body: UpdateIn) -> Doc:
+        imports.refuse_unsupported(ctx, body.policy, None)
         cert = self.certificate(name)
         found = self.store.get_version(name, version.lower() if version else None)
         if found is None:
@@ -373,6 +392,7 @@ class VaultService:
         return views.policy(ctx, name, self.certificate(name))
 
     def update_policy(self, ctx: Ctx, name: str, update: PolicyIn) -> Doc:
+        imports.refuse_unsupported(ctx, update, None)
         cert = self.certificate(name)
         now = self.clock()
         cert = {
@@ -383,21 +403,3 @@ class VaultService:
         }
         self.store.put_certificate(name, cert)
         return views.policy(ctx, name, cert)
-
-    async def secret(self, ctx: Ctx, name: str, version: str | None) -> Doc:
-        """The certificate's secret: PKCS#12 or PEM with the key, for exportable keys only."""
-        cert = self.certificate(name)
-        found = self.store.get_version(name, version.lower() if version else None)
-        if found is None:
-            raise version_not_found(name, version or "")
-        key = self.store.version_key(name, found[0])
-        if key is None or not cert["policy"]["key_props"].get("exportable", True):
-            raise VaultError(403, "Forbidden", f"The key of certificate {name} is not exportable.")
-        doc = found[1]
-        bundle = bundles.Bundle(
-            key,
-            crypto.b64decode_strict(doc["cer"]),
-            tuple(crypto.b64decode_strict(c) for c in doc["chain"]),
-        )
-        value = await self.blocking(bundles.export_secret, bundle, doc["content_type"])
-        return views.secret(ctx, name, found[0], doc, value)

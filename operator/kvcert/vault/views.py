@@ -111,6 +111,21 @@ def item(ctx: Ctx, name: str, version: str | None, doc: Doc | None, op: Operatio
     }
 
 
+def bare_item(ctx: Ctx, name: str, cert: Doc) -> Doc:
+    """A list entry for a certificate object that has no issued version and no operation left
+    (deleted while pending): disabled, no x5t."""
+    return {
+        "id": ctx.cert_url(name),
+        "attributes": {
+            "enabled": False,
+            "created": int(cert["created"]),
+            "updated": int(cert["updated"]),
+            "recoveryLevel": RECOVERY_LEVEL,
+        },
+        "tags": {},
+    }
+
+
 def deleted(ctx: Ctx, name: str, cert: Doc, body: dict[str, Any]) -> dict[str, Any]:
     return {
         "recoveryId": f"{ctx.base}/deletedcertificates/{name}",

@@ -63,9 +63,18 @@ class IssuerParamsIn(_In):
 
 
 class AttributesIn(_In):
+    """CertificateAttributes as sent. `nbf` and `exp` of a certificate are its X.509 validity:
+    the live service keeps them read-only and ignores what a request says (README)."""
+
     enabled: bool | None = None
     nbf: int | None = None
     exp: int | None = None
+
+
+class PlatformManagedIn(_In):
+    """CertificatePolicy.platformManaged: "intended for internal use only"; refused (README)."""
+
+    certificate_usage: str | None = Field(default=None, alias="certificateUsage")
 
 
 class PolicyIn(_In):
@@ -75,12 +84,14 @@ class PolicyIn(_In):
     lifetime_actions: list[LifetimeActionIn] | None = None
     issuer: IssuerParamsIn | None = None
     attributes: AttributesIn | None = None
+    platform_managed: PlatformManagedIn | None = Field(default=None, alias="platformManaged")
 
 
 class CreateIn(_In):
     policy: PolicyIn | None = None
     attributes: AttributesIn | None = None
     tags: dict[str, str] | None = None
+    preserve_cert_order: bool | None = Field(default=None, alias="preserveCertOrder")
 
 
 class ImportIn(_In):
@@ -89,6 +100,7 @@ class ImportIn(_In):
     policy: PolicyIn | None = None
     attributes: AttributesIn | None = None
     tags: dict[str, str] | None = None
+    preserve_cert_order: bool | None = Field(default=None, alias="preserveCertOrder")
 
 
 class MergeIn(_In):

@@ -40,7 +40,7 @@ async def update(call: Call) -> Response:
 
 
 async def list_(call: Call) -> Response:
-    include = call.request.query_params.get("includePending", "false").lower() == "true"
+    include = call.include_pending()
     return call.page(call.vault.service.list_certificates(call.ctx, include), "/certificates")
 
 

@@ -115,6 +115,10 @@ class Call:
         value: str = self.request.path_params.get("version", "")
         return value or None
 
+    def include_pending(self) -> bool:
+        """`includePending=true`: list certificates that have only a pending version too."""
+        return self.request.query_params.get("includePending", "false").lower() == "true"
+
     async def body(self, model: type[M]) -> M:
         return parse(model, await read_body(self.request))
 

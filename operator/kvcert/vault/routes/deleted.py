@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from kvcert.vault.routes.common import Call, json
+from kvcert.vault.secret import read_secret
 
 
 async def delete(call: Call) -> Response:
@@ -16,7 +17,8 @@ async def get(call: Call) -> Response:
 
 
 async def list_(call: Call) -> Response:
-    return call.page(call.vault.recovery.list(call.ctx), "/deletedcertificates")
+    include = call.include_pending()
+    return call.page(call.vault.recovery.list(call.ctx, include), "/deletedcertificates")
 
 
 async def recover(call: Call) -> Response:
@@ -30,4 +32,4 @@ async def purge(call: Call) -> Response:
 
 async def secret(call: Call) -> Response:
     """`GET /secrets/{name}[/{version}]`: the exportable certificate with its key."""
-    return json(await call.vault.service.secret(call.ctx, call.name(), call.version()))
+    return json(await read_secret(call.vault.service, call.ctx, call.name(), call.version()))
