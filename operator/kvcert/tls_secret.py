@@ -2,8 +2,12 @@
 
 Key Vault hands out a certificate with its key as base64 PKCS#12 or as PEM text (per the
 policy's contentType). Ingress controllers want `tls.crt` (leaf first, then the chain),
-`tls.key`, and many tools read `ca.crt`. PEM is passed through block by block without parsing
-the key; PKCS#12 must be parsed, which costs milliseconds, so callers run this off the loop.
+`tls.key`, and many tools read `ca.crt`. Every path orders its certificates with
+`kvcert.chain.order`, so the Secret is the same whatever order Key Vault kept them in: `tls.crt`
+is the leaf followed by each issuer, certificates that do not link are left out, and `ca.crt` is
+the top of that path. PEM is passed through block by block without parsing the key (its
+certificates are parsed to order them); PKCS#12 must be parsed, which costs milliseconds, so
+callers run all of this off the loop.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
+
+from kvcert import chain as chains
 
 PKCS12 = "application/x-pkcs12"
 PEM = "application/x-pem-file"
@@ -39,7 +46,7 @@ class TlsData:
 
     @property
     def ca_crt(self) -> bytes:
-        """The top of the chain: the root, or the leaf itself when it is self-signed."""
+        """The top of the chain: the root, else the last issuer present, else the leaf alone."""
         return self.certificates[-1]
 
     def secret_data(self) -> dict[str, str]:
@@ -60,19 +67,36 @@ def _normalise(block: bytes) -> bytes:
 
 
 def from_pem(text: str | bytes) -> TlsData:
-    """Split Key Vault's PEM secret (key and certificates, any order) without parsing the key."""
+    """Split Key Vault's PEM secret (key and certificates, any order) without parsing the key.
+
+    The leaf is found by the chain's structure, not by the key (`kvcert.chain`, rule 2); each
+    certificate keeps its own PEM block.
+    """
     raw = text.encode("ascii", "replace") if isinstance(text, str) else text
-    certificates: list[bytes] = []
+    blocks: dict[bytes, bytes] = {}
+    certificates: list[x509.Certificate] = []
     key: bytes | None = None
     for match in _BLOCK.finditer(raw):
         label = match.group(1)
         if label == b"CERTIFICATE":
-            certificates.append(_normalise(match.group(0)))
+            block = _normalise(match.group(0))
+            try:
+                cert = x509.load_pem_x509_certificate(block)
+            except ValueError:
+                raise TlsSecretError(
+                    "the PEM secret holds a certificate that cannot be read"
+                ) from None
+            blocks.setdefault(cert.public_bytes(serialization.Encoding.DER), block)
+            certificates.append(cert)
         elif label.endswith(b"PRIVATE KEY") and key is None:
             key = _normalise(match.group(0))
     if not certificates:
         raise TlsSecretError("the PEM secret holds no certificate")
-    return TlsData(certificates=tuple(certificates), key=key)
+    path = _order(certificates).path
+    return TlsData(
+        certificates=tuple(blocks[cert.public_bytes(serialization.Encoding.DER)] for cert in path),
+        key=key,
+    )
 
 
 def from_pkcs12(value_b64: str, password: bytes | None = None) -> TlsData:
@@ -89,7 +113,8 @@ def from_pkcs12(value_b64: str, password: bytes | None = None) -> TlsData:
         ) from None
     if leaf is None:
         raise TlsSecretError("the PKCS#12 secret holds no certificate")
-    chain = [leaf, *_order_chain(leaf, list(extra))]
+    public = key.public_key() if key is not None else None
+    path = _order([leaf, *extra], public).path
     key_pem = None
     if key is not None:
         key_pem = key.private_bytes(
@@ -98,23 +123,16 @@ def from_pkcs12(value_b64: str, password: bytes | None = None) -> TlsData:
             serialization.NoEncryption(),
         )
     return TlsData(
-        certificates=tuple(cert.public_bytes(serialization.Encoding.PEM) for cert in chain),
+        certificates=tuple(cert.public_bytes(serialization.Encoding.PEM) for cert in path),
         key=key_pem,
     )
 
 
-def _order_chain(leaf: x509.Certificate, rest: list[x509.Certificate]) -> list[x509.Certificate]:
-    """Follow issuer links from the leaf; anything unlinked keeps its order at the end."""
-    ordered: list[x509.Certificate] = []
-    current = leaf
-    while rest:
-        parent = next((c for c in rest if c.subject == current.issuer and c != current), None)
-        if parent is None:
-            break
-        ordered.append(parent)
-        rest.remove(parent)
-        current = parent
-    return ordered + rest
+def _order(certificates: list[x509.Certificate], key: PublicKeyTypes | None = None) -> chains.Chain:
+    try:
+        return chains.order(certificates, key)
+    except chains.ChainError as error:
+        raise TlsSecretError(f"the secret's chain is unusable: {error}") from None
 
 
 def from_vault_secret(content_type: str, value: str) -> TlsData:
@@ -126,5 +144,9 @@ def from_vault_secret(content_type: str, value: str) -> TlsData:
 
 def from_der(cer: bytes) -> TlsData:
     """A certificate alone (non-exportable key): tls.crt and ca.crt, no tls.key."""
-    cert = x509.load_der_x509_certificate(cer)
-    return TlsData(certificates=(cert.public_bytes(serialization.Encoding.PEM),))
+    try:
+        cert = x509.load_der_x509_certificate(cer)
+    except ValueError:
+        raise TlsSecretError("the certificate cannot be read") from None
+    path = _order([cert]).path
+    return TlsData(certificates=tuple(c.public_bytes(serialization.Encoding.PEM) for c in path))

@@ -9,6 +9,7 @@ still fails with the same words.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -20,7 +21,42 @@ from kvcert.api.status import CertificateStatus
 
 CERTIFICATE_NAME_PATTERN = r"^[0-9a-zA-Z-]{1,127}$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-OID_PATTERN = r"^[0-9]+(\.[0-9]+)+$"
+# A dotted OID that can be encoded: first arc 0-2, second arc 0-39 under 0 and 1, no leading zeros.
+OID_PATTERN = r"^([01]\.([0-9]|[1-3][0-9])|2\.(0|[1-9][0-9]*))(\.(0|[1-9][0-9]*))*$"
+ISSUER_NAME_PATTERN = r"^[0-9a-zA-Z-]{1,127}$"
+DNS_NAME_PATTERN = r"^[A-Za-z0-9*]([A-Za-z0-9.*-]{0,251}[A-Za-z0-9])?$"
+# Subjects as Key Vault writes them (X.500 names, not strict RFC 4514): `CN=a, O="B, Inc."`;
+# `,` or `;` between RDNs, `+` inside one, Windows' keywords (S and ST, E) or a dotted OID, values
+# plain (backslash escapes), quoted (`""` is a quote) or `#` hex. The local vault parses the same.
+_SUBJECT_TYPE = (
+    r"((?i:CN|C|L|S|ST|O|OU|E|EMAIL|STREET|T|TITLE|G|GIVENNAME|I|INITIALS|SN|DC|UID|"
+    r"SERIALNUMBER|POSTALCODE|DNQUALIFIER|DESCRIPTION|POBOX|PHONE|UNSTRUCTUREDNAME)|"
+    r"(?i:OID\.)?[0-2](\.(0|[1-9][0-9]*))+)"
+)
+_SUBJECT_VALUE = (
+    r'("([^"\\]|\\.|"")*"|#([0-9A-Fa-f]{2})+|'
+    r'([^,;+"\\ #]|\\.)(([^,;+"\\]|\\.)*([^,;+"\\ ]|\\.))?)'
+)
+_SUBJECT_ATTRIBUTE = f" *{_SUBJECT_TYPE} *= *{_SUBJECT_VALUE} *"
+SUBJECT_PATTERN = f"^{_SUBJECT_ATTRIBUTE}([,;+]{_SUBJECT_ATTRIBUTE})*$"
+SUBJECT_MAX_LENGTH = 1024
+SUBJECT_MESSAGE = (
+    "subject must be an X.500 name as Key Vault writes it, e.g. "
+    'CN=web.example.com, O="Example, Inc.", S=Texas, C=US'
+)
+DAYS_PER_VALIDITY_MONTH = 27  # Key Vault: days_before_expiry <= 27 x validity_months
+DEFAULT_VALIDITY_MONTHS = 12  # what Key Vault uses when the policy gives none
+MAX_VALIDITY_MONTHS = 1200
+DAYS_BEFORE_EXPIRY_RULE = (
+    "!has(self.lifetimeActions) || self.lifetimeActions.all(a, "
+    "!has(a.trigger.daysBeforeExpiry) || a.trigger.daysBeforeExpiry <= "
+    f"{DAYS_PER_VALIDITY_MONTH} * "
+    f"(has(self.validityMonths) ? self.validityMonths : {DEFAULT_VALIDITY_MONTHS}))"
+)
+DAYS_BEFORE_EXPIRY_MESSAGE = (
+    "lifetimeActions[].trigger.daysBeforeExpiry must be at most 27 x validityMonths "
+    "(validityMonths defaults to 12)"
+)
 
 IMMUTABLE_NAME_RULE = (
     "!has(oldSelf.certificateName) || "
@@ -32,6 +68,9 @@ POLICY_OR_IMPORT_RULE = "has(self.policy) || has(self.importFrom)"
 
 def _cel(rule: str, message: str) -> JsonDict:
     return {"rule": rule, "message": message}
+
+
+_SUBJECT_RE = re.compile(SUBJECT_PATTERN)
 
 
 class VaultKind(enum.StrEnum):
@@ -62,6 +101,11 @@ class DeletionPolicy(enum.StrEnum):
     RETAIN = "Retain"  # delete nothing in Key Vault
     DELETE_PENDING = "DeletePending"  # delete the pending object while it is in progress
     DELETE = "Delete"  # soft-delete the certificate
+
+
+class OnSoftDeleted(enum.StrEnum):
+    FAIL = "Fail"  # report a soft-deleted name (NameSoftDeleted) and wait for a human
+    RECOVER = "Recover"  # recover the soft-deleted certificate, then create or import
 
 
 class KeyUsage(enum.StrEnum):
@@ -99,7 +143,7 @@ class VaultRef(KvModel):
 class Issuer(KvModel):
     """The Key Vault issuer: `Self`, `Unknown`, or the name of an issuer configured in the vault."""
 
-    name: str = Field(min_length=1, max_length=127)
+    name: str = Field(min_length=1, max_length=127, pattern=ISSUER_NAME_PATTERN)
     certificate_type: str | None = Field(default=None, description="e.g. OV-SSL, EV-SSL")
     certificate_transparency: bool | None = None
 
@@ -162,7 +206,12 @@ class LifetimeTrigger(KvModel):
     )
 
     lifetime_percentage: int | None = Field(default=None, ge=1, le=99)
-    days_before_expiry: int | None = Field(default=None, ge=1, le=36500)
+    days_before_expiry: int | None = Field(
+        default=None,
+        ge=1,
+        le=DAYS_PER_VALIDITY_MONTH * MAX_VALIDITY_MONTHS,
+        description="at most 27 x the policy's validityMonths",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> LifetimeTrigger:
@@ -187,29 +236,49 @@ class Policy(KvModel):
                 _cel(
                     "has(self.subject) || has(self.dnsNames) || has(self.emails) || has(self.upns)",
                     "a subject or at least one of dnsNames, emails, upns is required",
-                )
+                ),
+                _cel(DAYS_BEFORE_EXPIRY_RULE, DAYS_BEFORE_EXPIRY_MESSAGE),
             ]
         }
     )
 
     issuer: Issuer
-    subject: str | None = Field(default=None, min_length=1, description="X.500 name, CN=...")
-    dns_names: list[str] | None = None
+    subject: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=SUBJECT_MAX_LENGTH,
+        description='X.500 name as Key Vault writes it: CN=web.example.com, O="Example, Inc."',
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(f"self.matches(r'{SUBJECT_PATTERN}')", SUBJECT_MESSAGE)
+            ]
+        },
+    )
+    dns_names: list[Annotated[str, Field(max_length=253, pattern=DNS_NAME_PATTERN)]] | None = None
     emails: list[str] | None = None
     upns: list[str] | None = None
-    validity_months: int | None = Field(default=None, ge=1, le=1200)
+    validity_months: int | None = Field(default=None, ge=1, le=MAX_VALIDITY_MONTHS)
     key: Key = Field(default_factory=Key)
     content_type: ContentType = ContentType.PKCS12
     key_usage: list[KeyUsage] | None = None
     ekus: list[Annotated[str, Field(pattern=OID_PATTERN)]] | None = Field(
         default=None, description="extended key usage OIDs, e.g. 1.3.6.1.5.5.7.3.1"
     )
-    lifetime_actions: list[LifetimeAction] | None = None
+    lifetime_actions: list[LifetimeAction] | None = Field(
+        default=None, max_length=1, description="at most one action (Key Vault's rule)"
+    )
 
     @model_validator(mode="after")
     def _names(self) -> Policy:
         if not (self.subject or self.dns_names or self.emails or self.upns):
             raise ValueError("a subject or at least one of dnsNames, emails, upns is required")
+        if self.subject is not None and not _SUBJECT_RE.fullmatch(self.subject):
+            raise ValueError(SUBJECT_MESSAGE)
+        most = DAYS_PER_VALIDITY_MONTH * (self.validity_months or DEFAULT_VALIDITY_MONTHS)
+        for action in self.lifetime_actions or ():
+            days = action.trigger.days_before_expiry
+            if days is not None and days > most:
+                raise ValueError(DAYS_BEFORE_EXPIRY_MESSAGE)
         return self
 
 
@@ -253,6 +322,10 @@ class CertificateSpec(KvModel):
     import_from: ImportSource | None = None
     cancel: bool = False
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+    on_soft_deleted: OnSoftDeleted = Field(
+        default=OnSoftDeleted.FAIL,
+        description="when the name is soft-deleted in Key Vault: Fail (report it) or Recover",
+    )
 
     @model_validator(mode="after")
     def _sources(self) -> CertificateSpec:

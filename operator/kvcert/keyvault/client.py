@@ -11,7 +11,7 @@ import base64
 import re
 import ssl
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 
@@ -211,12 +211,27 @@ class KeyVaultClient:
         password: str | None = None,
         policy: CertificatePolicySpec | wire.CertificatePolicy | None = None,
         tags: Mapping[str, str] | None = None,
+        content_type: str | None = None,
     ) -> ObservedCertificate:
-        """Import a PFX (raw bytes or base64 text) or PEM text holding key and chain."""
+        """Import a PFX (raw bytes or base64 text) or PEM text holding key and chain.
+
+        Key Vault reads `value` as `policy.secret_props.contentType` says: PEM needs
+        `application/x-pem-file` (and a PKCS#8 key), a PFX `application/x-pkcs12` or nothing.
+        `content_type` is sent in that place, alone when there is no other policy.
+        """
         if isinstance(value, bytes):
             value = base64.b64encode(value).decode("ascii")
         if isinstance(policy, CertificatePolicySpec):
+            if content_type is not None:
+                policy = replace(policy, content_type=content_type)
             policy = build_policy(policy)
+        elif content_type is not None:
+            secret_props = wire.SecretProperties(content_type=content_type)
+            policy = (
+                wire.CertificatePolicy(secret_props=secret_props)
+                if policy is None
+                else policy.model_copy(update={"secret_props": secret_props})
+            )
         body = wire.CertificateImportParameters.model_validate(
             {"value": value, "pwd": password, "policy": policy, "tags": dict(tags or {}) or None}
         )
@@ -250,6 +265,15 @@ class KeyVaultClient:
     async def delete_certificate(self, name: str) -> ObservedCertificate:
         """Soft delete: the name stays taken until the deletion is purged or recovered."""
         response = await self._session.call("DELETE", f"/certificates/{_name(name)}")
+        return certificate_from_wire(parse_model(wire.CertificateBundle, response))
+
+    async def recover_deleted_certificate(self, name: str) -> ObservedCertificate:
+        """Recover a soft-deleted certificate (POST /deletedcertificates/{name}/recover). Key
+        Vault may finish the recovery after answering: the certificate reads back (GET) once it
+        has. CertificateNotFound: nothing of that name is deleted (purged, or recovered)."""
+        response = await self._session.call(
+            "POST", f"/deletedcertificates/{_name(name)}/recover", idempotent=False
+        )
         return certificate_from_wire(parse_model(wire.CertificateBundle, response))
 
     # --- issuers --------------------------------------------------------------------------------

@@ -85,15 +85,17 @@ def certificate_from_wire(bundle: wire.CertificateBundle) -> ObservedCertificate
 
 
 def call_error(error: KeyVaultError) -> CallError:
-    """Reduce a client error to what decisions branch on. Status None means no HTTP answer
-    (transport), or no usable one (a credential failure or an unexpected response): all worth
-    another try later, never a tight loop."""
+    """Reduce a client error to what decisions branch on: status, code and the inner code
+    (a 409 for a soft-deleted name and one for a pending operation differ only there). Status
+    None means no HTTP answer (transport), or no usable one (a credential failure or an
+    unexpected response): all worth another try later, never a tight loop."""
     if isinstance(error, KeyVaultHTTPError):
         return CallError(
             status=error.status,
             code=error.code or type(error).__name__,
             message=error.message,
             retry_after=error.retry_after,
+            inner_code=error.inner_code or "",
         )
     return CallError(status=None, code=type(error).__name__, message=scrub(str(error)))
 

@@ -38,6 +38,7 @@ from kvcert.reconcile.actions import (
     ReadOperation,
     ReadSecret,
     RecordIntent,
+    RecoverCertificate,
     WriteCsrConfigMap,
     WriteSecret,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "ReadSecret",
     "Reason",
     "RecordIntent",
+    "RecoverCertificate",
     "SecretFacts",
     "SourceFacts",
     "VaultFacts",

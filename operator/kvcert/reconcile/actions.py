@@ -101,6 +101,15 @@ class DeleteCertificate:
 
 
 @dataclass(frozen=True)
+class RecoverCertificate:
+    """POST /deletedcertificates/{name}/recover (spec.onSoftDeleted: Recover): once per refused
+    request; the certificate is then read until the recovery has completed."""
+
+    certificate_name: str
+    effect: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
 class ReadSecret:
     """GET the output Secret and report `SecretFacts` (never its data)."""
 
@@ -169,6 +178,7 @@ Action = (
     | DeletePendingOperation
     | MergeChain
     | DeleteCertificate
+    | RecoverCertificate
     | ReadSecret
     | ReadMergeSecret
     | ReadImportSecret

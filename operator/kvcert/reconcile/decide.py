@@ -8,12 +8,13 @@ and a requeue hint). There are no side effects here: no I/O, no clock, no random
 
 from __future__ import annotations
 
-from kvcert.reconcile import deletion, operation, pending, readiness, requests, secret
+from kvcert.reconcile import deletion, operation, pending, readiness, recovery, requests, secret
 from kvcert.reconcile.actions import (
     ReadOperation,
 )
+from kvcert.reconcile.advice import explain
 from kvcert.reconcile.conditions import find
-from kvcert.reconcile.decision import Decision, conclude, describe, step
+from kvcert.reconcile.decision import Decision, conclude, step
 from kvcert.reconcile.inputs import Input, InvalidSpec
 from kvcert.reconcile.observed import OperationStatus
 from kvcert.reconcile.operation import UNSUCCESSFUL, OperationView
@@ -54,9 +55,13 @@ def reconcile(inp: Input) -> Decision:
         decided := requests.conflict(inp, current, conflict)
     ):
         return decided
+    # The name is soft-deleted in Key Vault: report it, or (onSoftDeleted: Recover) recover it,
+    # wait until Key Vault has, then ask again under the same intent.
+    if (decided := recovery.soft_deleted(inp, spec, current)) is not None:
+        return decided
     # Key Vault refused the create or import as invalid: stalled until the spec changes.
     if (rejected := inp.last(Rejected)) is not None:
-        message = f"Key Vault refused the {rejected.action}: {describe(rejected.error)}"
+        message = requests.rejected_message(rejected)
         verdict = Verdict(Reason.REJECTED, message, stalled=True)
         return conclude(inp, verdict, current, rung="rejected")
     # importFrom: import the Secret's content once per distinct content.
@@ -116,15 +121,7 @@ def _transient(inp: Input, current: OperationView, failed: Failed) -> Decision:
     if failed.action == "RecordIntent" or (ready is not None and ready.status == "True"):
         # A failed status write cannot report itself; a Ready certificate is still served.
         return Decision(requeue_after=delay, rung="transient failure, retry quietly")
-    status = failed.error.status
-    reason = (
-        Reason.THROTTLED
-        if status == 429
-        else Reason.ACCESS_DENIED
-        if status in (401, 403)
-        else Reason.KEY_VAULT_ERROR
-    )
     # No delay in the message: a retry with the same error must not cost a status write.
-    message = f"{failed.action} failed ({describe(failed.error)}); retrying with backoff"
+    reason, message = explain(inp, failed)
     verdict = Verdict(reason, message, issuing=current.in_progress)
     return conclude(inp, verdict, current, rung="transient failure", requeue_after=delay)

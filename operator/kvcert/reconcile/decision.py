@@ -17,7 +17,14 @@ from kvcert.reconcile import operation, readiness
 from kvcert.reconcile.actions import Action, Emit
 from kvcert.reconcile.inputs import Input
 from kvcert.reconcile.operation import OperationView
-from kvcert.reconcile.outcomes import CancelRefused, CancelRequested, Created, Imported, Merged
+from kvcert.reconcile.outcomes import (
+    CancelRefused,
+    CancelRequested,
+    Created,
+    Imported,
+    Merged,
+    Recovered,
+)
 from kvcert.reconcile.patch import merge_patch_diff
 from kvcert.reconcile.readiness import Verdict
 from kvcert.reconcile.reasons import Reason
@@ -120,6 +127,9 @@ def round_events(inp: Input, current: OperationView) -> list[Emit]:
     name = inp.certificate_name
     op = current.op
     known = inp.status.operation or OperationState()
+    if (recovered := inp.last(Recovered)) is not None and recovered.found:
+        text = f"recovered the soft-deleted certificate {name} (spec.onSoftDeleted: Recover)"
+        events.append(Emit("Normal", Reason.RECOVERED, text))
     if (created := inp.last(Created)) is not None:
         issuer = created.operation.issuer_name or "?"
         text = f"Key Vault accepted the create of {name} (request {created.operation.request_id}"

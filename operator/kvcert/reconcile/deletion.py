@@ -17,6 +17,7 @@ from kvcert.reconcile.actions import (
     ReadCertificate,
     ReadOperation,
 )
+from kvcert.reconcile.advice import explain
 from kvcert.reconcile.decision import Decision, step
 from kvcert.reconcile.inputs import Input
 from kvcert.reconcile.observed import ObservedCertificate
@@ -39,10 +40,12 @@ def decide(inp: Input, current: OperationView) -> Decision:
     # Retain: Key Vault keeps everything.
     if spec.deletion_policy is DeletionPolicy.RETAIN:
         return _done("deletion: retain")
-    # A call failed transiently: retry later, the finalizer stays.
+    # A call failed transiently: say why in an event, retry later, the finalizer stays.
     if (failed := inp.last(Failed)) is not None:
         delay = backoff(inp.attempt, inp.jitter, failed.error.retry_after)
-        return Decision(requeue_after=delay, rung="deletion: transient failure")
+        reason, message = explain(inp, failed)
+        warning = Emit("Warning", reason, f"deletionPolicy {spec.deletion_policy}: {message}")
+        return Decision(actions=(warning,), requeue_after=delay, rung="deletion: transient failure")
     # The vault is gone: nothing can be cleaned up; say so and let the object go.
     if inp.vault.missing:
         message = f"vault {spec.vault_ref.name} is gone; nothing was deleted in Key Vault"

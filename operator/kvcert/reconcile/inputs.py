@@ -36,6 +36,7 @@ from kvcert.reconcile.outcomes import (
     OperationRead,
     Outcome,
     PendingDeleted,
+    Recovered,
     SecretRead,
     SecretWritten,
     StatusWritten,
@@ -143,5 +144,7 @@ class Input:
                 return replace(folded, operation=NOT_FOUND)
             case CertificateDeleted():
                 return replace(folded, certificate=NOT_FOUND)
+            case Recovered():
+                return replace(folded, certificate=None)  # changed: read it again
             case _:
                 return folded

@@ -91,6 +91,9 @@ class CallError:
     code: str = ""
     message: str = ""
     retry_after: float | None = None
+    inner_code: str = ""
+    """Key Vault's `innererror.code` (e.g. ObjectIsDeletedButRecoverable, ForbiddenByRbac):
+    what tells apart answers that share a status and code."""
 
     @property
     def transient(self) -> bool:

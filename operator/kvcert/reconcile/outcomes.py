@@ -26,6 +26,7 @@ from kvcert.reconcile.actions import (
     ReadOperation,
     ReadSecret,
     RecordIntent,
+    RecoverCertificate,
     WriteCsrConfigMap,
     WriteSecret,
 )
@@ -119,6 +120,23 @@ class Conflict:
 
 
 @dataclass(frozen=True)
+class SoftDeleted:
+    """409 ObjectIsDeletedButRecoverable on create or import: the name is soft-deleted in Key
+    Vault; nothing was created, and nothing can be until it is recovered or purged."""
+
+    action: Literal["create", "import"]
+    error: CallError
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """The recover call returned: `found` False when nothing of that name was deleted any more
+    (purged, or recovered by someone else). Either way the certificate is read again."""
+
+    found: bool = True
+
+
+@dataclass(frozen=True)
 class Rejected:
     """Key Vault refused a create or import for good (400 and the like)."""
 
@@ -171,6 +189,8 @@ Outcome = (
     | PendingDeleted
     | CertificateDeleted
     | Conflict
+    | SoftDeleted
+    | Recovered
     | Rejected
     | MergeRefused
     | CancelRefused
@@ -179,6 +199,13 @@ Outcome = (
 )
 
 _T = TypeVar("_T")
+
+DELETED_BUT_RECOVERABLE = "objectisdeletedbutrecoverable"
+BEING_DELETED = "objectisbeingdeleted"
+ACCESS_DENIED_CODES = frozenset(
+    {"accessdenied", "forbiddenbyrbac", "forbiddenbypolicy", "forbiddenbyfirewall"}
+)
+"""Inner codes of Key Vault's 403s that refuse the caller, not the request (folded case)."""
 
 
 def _expect(result: object, kind: type[_T]) -> _T:
@@ -192,9 +219,9 @@ def outcome_of(action: Action, result: object) -> Outcome | None:
 
     Success values: RecordIntent, DeleteCertificate, WriteCsrConfigMap, Emit -> None;
     CreateCertificate, ReadOperation, CancelOperation -> ObservedOperation;
-    DeletePendingOperation -> anything; ImportCertificate, ReadCertificate, MergeChain ->
-    ObservedCertificate; ReadSecret -> SecretFacts; ReadMergeSecret, ReadImportSecret ->
-    SourceFacts; WriteSecret -> None. `None` is returned only for Emit.
+    DeletePendingOperation, RecoverCertificate -> anything; ImportCertificate, ReadCertificate,
+    MergeChain -> ObservedCertificate; ReadSecret -> SecretFacts; ReadMergeSecret,
+    ReadImportSecret -> SourceFacts; WriteSecret -> None. `None` is returned only for Emit.
     """
     if isinstance(result, CallError):
         return _failure(action, result)
@@ -217,6 +244,8 @@ def outcome_of(action: Action, result: object) -> Outcome | None:
             return Merged(_expect(result, ObservedCertificate))
         case DeleteCertificate():
             return CertificateDeleted()
+        case RecoverCertificate():
+            return Recovered()
         case ReadSecret():
             return SecretRead(_expect(result, SecretFacts))
         case ReadMergeSecret():
@@ -235,7 +264,7 @@ def _failure(action: Action, error: CallError) -> Outcome | None:
     """Classify a failed call. Anything not recognised is `Failed`: retried with backoff."""
     if isinstance(action, Emit):
         return None
-    if error.transient:
+    if error.transient or access_denied(error) or being_deleted(error):
         return Failed(type(action).__name__, error)
     status = error.status
     match action:
@@ -243,6 +272,8 @@ def _failure(action: Action, error: CallError) -> Outcome | None:
             kind: Literal["create", "import"] = (
                 "create" if isinstance(action, CreateCertificate) else "import"
             )
+            if status == 409 and error.inner_code.casefold() == DELETED_BUT_RECOVERABLE:
+                return SoftDeleted(kind, error)
             if status == 409:
                 return Conflict(kind, error)
             if status in (400, 404, 422):
@@ -260,6 +291,8 @@ def _failure(action: Action, error: CallError) -> Outcome | None:
             return PendingDeleted()
         case DeleteCertificate() if status == 404:
             return CertificateDeleted()
+        case RecoverCertificate() if status == 404:
+            return Recovered(found=False)
         case MergeChain():
             if status == 404:
                 return OperationRead(NOT_FOUND)
@@ -276,6 +309,18 @@ def _failure(action: Action, error: CallError) -> Outcome | None:
         case _:
             pass
     return Failed(type(action).__name__, error)
+
+
+def access_denied(error: CallError) -> bool:
+    """403 because of who asks (an access policy, RBAC, the firewall), not of the object's
+    state: Key Vault says so in the inner code. A permission can be granted later, so such a
+    call is retried with backoff, never recorded as a refusal."""
+    return error.status == 403 and error.inner_code.casefold() in ACCESS_DENIED_CODES
+
+
+def being_deleted(error: CallError) -> bool:
+    """409 ObjectIsBeingDeleted: a soft delete (or recovery) of the name is still running."""
+    return error.status == 409 and error.inner_code.casefold() == BEING_DELETED
 
 
 def proceeds(outcome: Outcome | None) -> bool:

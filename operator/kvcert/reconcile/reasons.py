@@ -20,6 +20,8 @@ class Reason(enum.StrEnum):
     MERGED = "Merged"  # the signed chain was merged into the pending operation
     IMPORTED = "Imported"  # the certificate was imported from importFrom
     ISSUED = "Issued"  # the certificate is issued and delivered to the output Secret
+    RECOVERING = "Recovering"  # the soft-deleted name is being recovered (onSoftDeleted: Recover)
+    RECOVERED = "Recovered"  # the soft-deleted certificate was recovered; the request goes on
     # the operation ended without a certificate
     OPERATION_FAILED = "OperationFailed"  # the issuer failed or rejected the request
     OPERATION_CANCELLED = "OperationCancelled"  # the request was cancelled
@@ -27,6 +29,7 @@ class Reason(enum.StrEnum):
     # refusals that need a human
     INVALID_SPEC = "InvalidSpec"  # the spec does not satisfy the resource's rules
     CONFLICT = "Conflict"  # a pending operation that is not ours blocks the create or import
+    NAME_SOFT_DELETED = "NameSoftDeleted"  # the name is soft-deleted: recover or purge it first
     REJECTED = "Rejected"  # Key Vault refused the create or import as invalid
     CANCEL_REFUSED = "CancelRefused"  # Key Vault refused the cancellation (not in progress)
     MERGE_FORBIDDEN = "MergeForbidden"  # merge refused while an issuer's request is in progress
@@ -59,6 +62,8 @@ NORMAL = frozenset(
         Reason.MERGED,
         Reason.IMPORTED,
         Reason.ISSUED,
+        Reason.RECOVERING,
+        Reason.RECOVERED,
         Reason.PENDING_DELETED,
         Reason.CERTIFICATE_DELETED,
     }

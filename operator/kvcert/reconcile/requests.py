@@ -22,7 +22,7 @@ from kvcert.reconcile.actions import (
     ReadOperation,
     RecordIntent,
 )
-from kvcert.reconcile.decision import Decision, conclude, step
+from kvcert.reconcile.decision import Decision, conclude, describe, step
 from kvcert.reconcile.inputs import Input
 from kvcert.reconcile.observed import ObservedCertificate, OperationStatus
 from kvcert.reconcile.operation import INTENT_TAG, OperationView
@@ -30,6 +30,7 @@ from kvcert.reconcile.outcomes import (
     Conflict,
     Created,
     Imported,
+    Rejected,
 )
 from kvcert.reconcile.patch import merge_patch_diff
 from kvcert.reconcile.readiness import Verdict
@@ -47,13 +48,34 @@ def conflict(inp: Input, current: OperationView, conflict: Conflict) -> Decision
         if not current.read:
             return step("409: read our operation to adopt it", ReadOperation(inp.certificate_name))
         return None  # adopted: the rest of the ladder follows the operation just read
+    name = inp.certificate_name
     message = (
-        f"a pending operation not managed by this Certificate blocks the {conflict.action} of"
-        f" {inp.certificate_name}; delete it in Key Vault or edit the spec to retry"
+        f"a pending operation of {name} not managed by this Certificate is in progress and"
+        f" blocks the {conflict.action}: wait for it to end or delete it in Key Vault"
+        f" (az keyvault certificate pending delete --name {name}), then edit the spec to retry"
     )
     error = OperationError(code=Reason.CONFLICT.value, message=message)
     verdict = Verdict(Reason.CONFLICT, message, stalled=True)
     return conclude(inp, verdict, current, rung="409 not ours", error=error)
+
+
+def refusal_reason(error: OperationError) -> Reason:
+    """The reason a refusal recorded in status.operation.error was reported with."""
+    if error.code in (Reason.CONFLICT.value, Reason.NAME_SOFT_DELETED.value):
+        return Reason(error.code)
+    return Reason.REJECTED
+
+
+def rejected_message(rejected: Rejected) -> str:
+    """Key Vault's refusal in its own words, and what makes kvcert ask again."""
+    fix = "the importFrom Secret or the spec" if rejected.action == "import" else "spec.policy"
+    who = (
+        "the Secret could not be read for" if rejected.error.status == 422 else "Key Vault refused"
+    )
+    return (
+        f"{who} the {rejected.action}: {describe(rejected.error)}; fix {fix}, and an edit of"
+        " the spec asks again"
+    )
 
 
 def intent_step(
@@ -123,8 +145,7 @@ def unresolved_create(inp: Input, spec: CertificateSpec, current: OperationView)
     if known.error is not None:
         if operation.needs_create(inp, spec, current):
             return None  # the spec was edited: a new intent replaces the refused one
-        was_conflict = known.error.code == Reason.CONFLICT.value
-        reason = Reason.CONFLICT if was_conflict else Reason.REJECTED
+        reason = refusal_reason(known.error)
         message = known.error.message or known.error.code
         return conclude(
             inp, Verdict(reason, message, stalled=True), current, rung="refused earlier"
@@ -218,8 +239,11 @@ def import_source(inp: Input, spec: CertificateSpec, current: OperationView) -> 
         return secret.deliver(inp, spec, current)
     known = inp.status.operation or OperationState()
     if known.error is not None:
+        if intent.generation < inp.generation:
+            # Any edit of the spec is the way to ask again (e.g. onSoftDeleted: Recover).
+            return intent_step(inp, spec, action, fingerprint=facts.fingerprint)
         message = known.error.message or known.error.code
-        verdict = Verdict(Reason.REJECTED, message, stalled=True)
+        verdict = Verdict(refusal_reason(known.error), message, stalled=True)
         return conclude(inp, verdict, current, rung="import refused earlier")
     if inp.last(Conflict) is not None:
         # Ours, in progress (the conflict rung adopted it): the import waits for it to end.

@@ -16,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kvcert import tls_secret
 from kvcert.api.certificate import Policy
+from kvcert.chain import order_der
 from kvcert.keyvault import KeyVaultClient
 from kvcert.keyvault.convert import call_error as vault_call_error
 from kvcert.keyvault.errors import KeyVaultError
@@ -118,6 +119,8 @@ class Performer:
                 return await self._client().delete_pending_operation(name)
             case actions.DeleteCertificate(certificate_name=name):
                 return await self._client().delete_certificate(name)
+            case actions.RecoverCertificate(certificate_name=name):
+                return await self._client().recover_deleted_certificate(name)
             case actions.MergeChain():
                 return await self._merge(action)
             case actions.ReadSecret(secret_name=name):
@@ -149,12 +152,17 @@ class Performer:
         if content.fingerprint != action.fingerprint:
             return CallError(412, "SourceChanged", "importFrom changed since it was read")
         policy = policy_spec(action.policy) if action.policy is not None else None
+        # Key parsing and PKCS#12 encoding cost tens of milliseconds: off the event loop.
+        request = await asyncio.to_thread(
+            sources.prepare_import, content, policy.content_type if policy else None
+        )
         return await self._client().import_certificate(
             action.certificate_name,
-            content.value,
-            password=content.password,
+            request.value,
+            password=request.password,
             policy=policy,
             tags=action.tags,
+            content_type=request.content_type,
         )
 
     async def _merge(self, action: actions.MergeChain) -> object:
@@ -162,7 +170,7 @@ class Performer:
         pem = sources.field(secret, "tls.crt")
         if sources.fingerprint(pem) != action.fingerprint:
             return CallError(412, "SourceChanged", "mergeFrom changed since it was read")
-        chain = sources.chain_der(pem)
+        chain = await asyncio.to_thread(order_der, sources.chain_der(pem))
         return await self._client().merge_certificate(action.certificate_name, chain)
 
     async def _write_secret(self, action: actions.WriteSecret) -> object:
@@ -177,9 +185,12 @@ class Performer:
                 tls_secret.from_vault_secret, fetched.content_type, fetched.value
             )
         except KeyVaultError as error:
-            if getattr(error, "status", None) != 403:
+            # A non-exportable key: Key Vault withholds the secret (a bare 403), deliver the
+            # certificate. A 403 with an inner code is something else (an access denial,
+            # ForbiddenByRbac, a disabled version's SecretDisabled): reported, never a Secret
+            # without its key.
+            if getattr(error, "status", None) != 403 or getattr(error, "inner_code", None):
                 raise
-            # A non-exportable key: Key Vault withholds the secret, deliver the certificate.
             cert = await vault.get_certificate(action.certificate_name, action.version)
             if cert.der is None:
                 raise

@@ -12,8 +12,14 @@ import re
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from kubernetes import client
 
+from kvcert import chain
 from kvcert.reconcile.facts import SecretFacts, SourceFacts
 from kvcert.runtime.kube import (
     MANAGED_BY,
@@ -26,6 +32,12 @@ PFX_KEYS = ("tls.pfx", "certificate.pfx")
 _CERT_BLOCK = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n(.*?)-----END CERTIFICATE-----", re.DOTALL
 )
+
+_KEY_BLOCK = re.compile(
+    rb"-----BEGIN ([A-Z ]*)PRIVATE KEY-----\r?\n.*?-----END \1PRIVATE KEY-----\r?\n?", re.DOTALL
+)
+_CERT_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
 class SourceError(ValueError):
@@ -107,6 +119,131 @@ def import_content(secret: client.V1Secret, password_key: str | None) -> ImportC
         pem = key_pem.rstrip(b"\n") + b"\n" + crt
         return ImportContent("pem", pem.decode("ascii", "replace"), None, fingerprint(pem))
     raise SourceError("importFrom Secret holds neither tls.pfx nor tls.crt with tls.key")
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """The import as Key Vault accepts it: `value` read as `content_type` says."""
+
+    value: str | bytes = dataclass_field(repr=False)
+    password: str | None = dataclass_field(repr=False)
+    content_type: str
+
+
+PEM_TYPE = "application/x-pem-file"
+PKCS12_TYPE = "application/x-pkcs12"
+_PKCS8_LABELS = (b"-----BEGIN PRIVATE KEY-----", b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+_UNREADABLE_KEY = "importFrom Secret: tls.key is not a readable, unencrypted RSA or EC private key"
+_UNREADABLE_PFX = "importFrom Secret: the PFX cannot be read (wrong password or not PKCS#12)"
+
+
+def prepare_import(content: ImportContent, content_type: str | None) -> ImportRequest:
+    """Turn importFrom's content into what Key Vault imports, under `content_type` (the
+    Certificate's `spec.policy.contentType`; None without a policy: the source's own format).
+
+    Key Vault reads PEM only under `application/x-pem-file` and "will only accept a key in
+    PKCS#8 format": a PKCS#1 (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`) key, what
+    cert-manager and openssl write by default, is converted; a PKCS#8 PEM is passed through
+    unparsed. A PEM pair asked to be stored as PKCS#12 becomes a PFX, and a PFX asked to be
+    stored as PEM becomes PEM. CPU-bound (key parsing, PKCS#12): run it off the event loop.
+    Errors are `SourceError`s naming keys, never content.
+    """
+    wanted = content_type or (PEM_TYPE if content.format == "pem" else PKCS12_TYPE)
+    if content.format == "pfx":
+        if wanted == PKCS12_TYPE:
+            return ImportRequest(content.value, content.password, PKCS12_TYPE)
+        key, leaf, chain = _load_pfx(_as_bytes(content.value), content.password)
+        return ImportRequest(_pem(key, [leaf, *chain]).decode("ascii"), None, PEM_TYPE)
+    text = _as_bytes(content.value)
+    if wanted == PEM_TYPE:
+        return ImportRequest(_pkcs8_pem(text).decode("ascii"), None, PEM_TYPE)
+    key, leaf, chain = _load_pem_pair(text)
+    blob = pkcs12.serialize_key_and_certificates(
+        None, key, leaf, chain or None, serialization.NoEncryption()
+    )
+    return ImportRequest(blob, None, PKCS12_TYPE)
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("ascii", "replace")
+
+
+def _key_block(text: bytes) -> tuple[bytes, bytes]:
+    """tls.key's PEM block and the certificates, from the `key + chain` PEM import_content made."""
+    match = _KEY_BLOCK.search(text)
+    if match is None:
+        raise SourceError(_UNREADABLE_KEY)
+    return match.group(0), text[: match.start()] + text[match.end() :]
+
+
+def _pkcs8_pem(text: bytes) -> bytes:
+    """The key as PKCS#8 (a PKCS#8 block unchanged), then the certificate blocks only (an
+    `EC PARAMETERS` block that openssl writes before a SEC1 key is left out)."""
+    block, rest = _key_block(text)
+    key_pem = block if block.startswith(_PKCS8_LABELS) else _pem(_load_key(block), [])
+    certs = _CERT_PEM.findall(rest)
+    if not certs:
+        raise SourceError("importFrom Secret: tls.crt holds no certificate")
+    return key_pem.rstrip(b"\r\n") + b"\n" + b"\n".join(certs) + b"\n"
+
+
+def _load_key(block: bytes) -> PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(block, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise SourceError(_UNREADABLE_KEY) from None
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise SourceError(_UNREADABLE_KEY)
+    return key
+
+
+def _load_pem_pair(text: bytes) -> tuple[PrivateKey, x509.Certificate, list[x509.Certificate]]:
+    block, rest = _key_block(text)
+    key = _load_key(block)
+    try:
+        certs = x509.load_pem_x509_certificates(rest)
+    except ValueError:
+        raise SourceError("importFrom Secret: tls.crt holds no readable certificate") from None
+    return (key, *_leaf_first(key, certs))
+
+
+def _load_pfx(
+    blob: bytes, password: str | None
+) -> tuple[PrivateKey, x509.Certificate, list[x509.Certificate]]:
+    try:
+        key, cert, extra = pkcs12.load_key_and_certificates(
+            blob, password.encode() if password else None
+        )
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise SourceError(_UNREADABLE_PFX) from None
+    if cert is None or not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise SourceError(_UNREADABLE_PFX)
+    return key, cert, list(extra or [])
+
+
+def _leaf_first(
+    key: PrivateKey, certs: list[x509.Certificate]
+) -> tuple[x509.Certificate, list[x509.Certificate]]:
+    """The certificate of `key`, then its issuers in order, then what does not link (Key Vault
+    keeps every certificate imported): the one chain order of kvcert.chain (issue #14)."""
+    try:
+        ordered = chain.order(certs, key.public_key())
+    except chain.ChainError:
+        raise SourceError("importFrom Secret: no certificate in tls.crt matches tls.key") from None
+    return ordered.leaf, [*ordered.path[1:], *ordered.unlinked]
+
+
+def _spki(item: PrivateKey | x509.Certificate) -> bytes:
+    return item.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _pem(key: PrivateKey, certs: list[x509.Certificate]) -> bytes:
+    out = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return out + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
 
 
 def import_facts(secret: client.V1Secret | None, password_key: str | None) -> SourceFacts:

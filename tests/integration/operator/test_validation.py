@@ -76,3 +76,87 @@ def test_a_keyvault_needs_exactly_one_credential(kube: Kube):
             "kvcert.io", "v1alpha1", kube.namespace, "keyvaults", body
         )
     assert raised.value.status == 422
+
+
+def _policy(**fields: Any) -> dict[str, Any]:
+    return {**VALID, "policy": {**VALID["policy"], **fields}}
+
+
+def _renew(**trigger: int) -> list[dict[str, Any]]:
+    return [{"trigger": trigger, "action": "AutoRenew"}]
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        pytest.param("CN=TestCert, O=TenantId", id="a space after the comma"),
+        pytest.param(
+            'CN=a.example,O="Field Services, Inc.",L=Dallas,S=Texas,C=US',
+            id="a quoted value with a comma, and S for the state",
+        ),
+        pytest.param("CN=a; ST=Texas; E=admin@a.example", id="semicolons, ST and E"),
+        pytest.param("CN=a+OU=b, O=Example\\, Inc.", id="a multi-valued RDN, an escaped comma"),
+        pytest.param("cn = a , OID.2.5.4.10 = b", id="lower-case keyword and a dotted OID"),
+    ],
+)
+def test_the_api_server_accepts_subjects_as_key_vault_writes_them(kube: Kube, subject: str):
+    kube.apply_certificate("subject", _policy(subject=subject))
+    kube.delete_certificate("subject")
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        pytest.param({"subject": "not a distinguished name"}, "X.500 name", id="no attribute"),
+        pytest.param({"subject": "CN=a,"}, "X.500 name", id="a trailing separator"),
+        pytest.param({"subject": "FOO=bar"}, "X.500 name", id="an unknown attribute keyword"),
+        pytest.param({"subject": 'CN="unterminated'}, "X.500 name", id="an unterminated quote"),
+        pytest.param(
+            {"lifetimeActions": _renew(lifetimePercentage=80) * 2},
+            "lifetimeActions",
+            id="two lifetime actions",
+        ),
+        pytest.param(
+            {"lifetimeActions": _renew(lifetimePercentage=100)},
+            "lifetimePercentage",
+            id="lifetime percentage 100",
+        ),
+        pytest.param(
+            {"lifetimeActions": _renew(lifetimePercentage=0)},
+            "lifetimePercentage",
+            id="lifetime percentage 0",
+        ),
+        pytest.param(
+            {"validityMonths": 1, "lifetimeActions": _renew(daysBeforeExpiry=28)},
+            "27 x validityMonths",
+            id="days before expiry over 27 x validityMonths",
+        ),
+        pytest.param(
+            {"lifetimeActions": _renew(daysBeforeExpiry=325)},
+            "27 x validityMonths",
+            id="days before expiry over 27 x the default 12 months",
+        ),
+        pytest.param({"validityMonths": 0}, "validityMonths", id="zero validity months"),
+        pytest.param({"validityMonths": 1201}, "validityMonths", id="validity over 1200 months"),
+        pytest.param({"key": {"type": "RSA", "size": 1024}}, "size", id="RSA 1024"),
+        pytest.param({"key": {"type": "EC", "size": 2048}}, "size", id="a size on an EC key"),
+        pytest.param({"key": {"type": "EC", "curve": "P-192"}}, "curve", id="an unknown curve"),
+        pytest.param({"key": {"type": "oct"}}, "type", id="a symmetric key type"),
+        pytest.param({"keyUsage": ["everything"]}, "keyUsage", id="an unknown key usage"),
+        pytest.param({"ekus": ["serverAuth"]}, "ekus", id="an EKU that is not an OID"),
+        pytest.param({"ekus": ["1.40.1"]}, "ekus", id="an OID that cannot be encoded"),
+        pytest.param({"contentType": "text/plain"}, "contentType", id="an unknown content type"),
+        pytest.param({"issuer": {"name": "my issuer"}}, "issuer", id="an invalid issuer name"),
+        pytest.param({"dnsNames": ["a b.example"]}, "dnsNames", id="a DNS name with a space"),
+    ],
+)
+def test_the_api_server_rejects_what_key_vault_rejects_in_a_policy(
+    kube: Kube, policy: dict[str, Any], message: str
+):
+    assert message in _rejected(kube, "bad-policy", _policy(**policy))
+
+
+def test_days_before_expiry_may_reach_27_x_validity_months(kube: Kube):
+    spec = _policy(validityMonths=2, lifetimeActions=_renew(daysBeforeExpiry=54))
+    kube.apply_certificate("edge", spec)
+    kube.delete_certificate("edge")

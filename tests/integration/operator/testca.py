@@ -72,6 +72,22 @@ class TestCA:
         """Leaf then this CA: what a human pastes into tls.crt."""
         return leaf.public_bytes(PEM) + self.cert.public_bytes(PEM)
 
+    def intermediate(self, cn: str = "kvcert test intermediate CA") -> TestCA:
+        """A CA signed by this one: what it signs chains to it, then to this CA."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(cn))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_now())
+            .not_valid_after(_now() + dt.timedelta(days=20))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        return TestCA(key, cert)
+
 
 def key_pair() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
@@ -89,3 +105,17 @@ def pfx(key: ec.EllipticCurvePrivateKey, cert: x509.Certificate, ca: TestCA) -> 
 
 def pem_certs(text: str) -> list[x509.Certificate]:
     return x509.load_pem_x509_certificates(text.encode())
+
+
+def pem_of(*certs: x509.Certificate) -> bytes:
+    """The certificates as one PEM text, in the order given."""
+    return b"".join(cert.public_bytes(PEM) for cert in certs)
+
+
+def pfx_of(
+    key: ec.EllipticCurvePrivateKey, cert: x509.Certificate, cas: list[x509.Certificate]
+) -> bytes:
+    """A PFX whose CA bags are `cas` in the order given (a PFX's own order is not a chain's)."""
+    return pkcs12.serialize_key_and_certificates(
+        b"imported", key, cert, cas, serialization.NoEncryption()
+    )

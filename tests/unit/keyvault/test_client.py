@@ -265,6 +265,45 @@ async def test_delete_certificate_is_a_soft_delete(vault: FakeVault, make_client
     assert cert.version == "f00e72f0ddee4dddadc27c0f605d84d7"
 
 
+async def test_recover_posts_to_the_deleted_certificate(
+    vault: FakeVault, make_client: Make
+) -> None:
+    body = example("RecoverDeletedCertificate")["responses"]["200"]["body"]
+    vault.on("POST /deletedcertificates/web/recover", httpx.Response(200, json=body))
+    async with make_client() as client:
+        cert = await client.recover_deleted_certificate("web")
+    assert cert.version == "9ff2572a2c3145679057da8b7f6a4b1d"
+    assert vault.requests[-1].method == "POST"
+    assert vault.requests[-1].content == b""
+
+
+async def test_recover_of_a_name_not_deleted(vault: FakeVault, make_client: Make) -> None:
+    vault.on(
+        "POST /deletedcertificates/web/recover",
+        error(404, "CertificateNotFound", "Deleted Certificate not found: web"),
+    )
+    async with make_client() as client:
+        with pytest.raises(e.CertificateNotFound):
+            await client.recover_deleted_certificate("web")
+
+
+async def test_create_of_a_soft_deleted_name_is_deleted_but_recoverable(
+    vault: FakeVault, make_client: Make
+) -> None:
+    body = {
+        "error": {
+            "code": "Conflict",
+            "message": "Certificate web is currently in a deleted but recoverable state",
+            "innererror": {"code": "ObjectIsDeletedButRecoverable"},
+        }
+    }
+    vault.on("POST /certificates/web/create", httpx.Response(409, json=body))
+    async with make_client() as client:
+        with pytest.raises(e.DeletedButRecoverable) as caught:
+            await client.create_certificate("web", CertificatePolicySpec(subject="CN=web"))
+    assert caught.value.inner_code == "ObjectIsDeletedButRecoverable"
+
+
 async def test_set_and_get_issuer(vault: FakeVault, make_client: Make) -> None:
     body = example("SetCertificateIssuer")["responses"]["200"]["body"]
     vault.on("PUT /certificates/issuers/mydigicert", httpx.Response(200, json=body))

@@ -217,6 +217,18 @@ def test_strip_query() -> None:
             id="a missing code falls back to the class, the message stays scrubbed",
         ),
         pytest.param(
+            errors.DeletedButRecoverable(
+                409, "Conflict", "soft-deleted", inner_code="ObjectIsDeletedButRecoverable"
+            ),
+            CallError(409, "Conflict", "soft-deleted", inner_code="ObjectIsDeletedButRecoverable"),
+            id="the inner code survives: it tells a soft-deleted name from a pending operation",
+        ),
+        pytest.param(
+            errors.Forbidden(403, "Forbidden", "not authorized", inner_code="ForbiddenByRbac"),
+            CallError(403, "Forbidden", "not authorized", inner_code="ForbiddenByRbac"),
+            id="an access denial keeps its inner code",
+        ),
+        pytest.param(
             errors.KeyVaultTimeout("timed out: read"),
             CallError(None, "KeyVaultTimeout", "timed out: read"),
             id="no answer has no status",

@@ -36,6 +36,7 @@ from kvcert.reconcile import (
     ReadOperation,
     ReadSecret,
     RecordIntent,
+    RecoverCertificate,
     SecretFacts,
     SourceFacts,
     WriteCsrConfigMap,
@@ -190,6 +191,8 @@ class World:
     requests: int = 0
     crash_after: str | None = None
     refuse_status_writes: bool = False
+    soft_deleted: bool = False
+    """The name is soft-deleted: creates meet 409 ObjectIsDeletedButRecoverable until recovered."""
 
     def write_status(self, patch: dict[str, Any]) -> None:
         self.status_writes += 1
@@ -205,6 +208,13 @@ class World:
                 self.write_status(dict(action.patch))
                 return None
             case CreateCertificate():
+                if self.soft_deleted:
+                    return CallError(
+                        409,
+                        "Conflict",
+                        "Certificate web is currently in a deleted but recoverable state",
+                        inner_code="ObjectIsDeletedButRecoverable",
+                    )
                 if self.pending is not None and self.pending.status is OperationStatus.IN_PROGRESS:
                     return CallError(409, "Conflict", "A new key vault certificate can not be ...")
                 self.requests += 1
@@ -228,7 +238,15 @@ class World:
                     self._complete()
                 return self.pending
             case ReadCertificate():
+                if self.soft_deleted:
+                    return CallError(404, "CertificateNotFound", "not found")
                 return self.certificate or CallError(404, "CertificateNotFound", "not found")
+            case RecoverCertificate():
+                if not self.soft_deleted:
+                    return CallError(404, "CertificateNotFound", "Deleted Certificate not found")
+                self.soft_deleted = False
+                self.certificate = self.certificate or cert(tags=dict(FOREIGN))
+                return self.certificate
             case ReadSecret():
                 return self.secret
             case WriteSecret():

@@ -248,9 +248,9 @@ DELETE_CASES = [
         make(body(COMPLETED, deleting=True, deletionPolicy="Delete")).with_outcome(
             Failed("ReadCertificate", CallError(503))
         ),
-        [],
+        ["Emit"],
         2.0,
-        id="keeps the finalizer and retries after a transient failure",
+        id="keeps the finalizer, says why in an event and retries after a transient failure",
     ),
     pytest.param(
         make(
@@ -278,3 +278,15 @@ def test_deletion_transition(inp: Any, expected: list[str], requeue: float | Non
     assert kinds(decision) == expected
     assert decision.status_patch == {}
     assert decision.requeue_after == requeue
+
+
+def test_a_deletion_denied_by_key_vault_names_the_permission_to_grant() -> None:
+    denied = CallError(403, "Forbidden", "no delete permission", inner_code="AccessDenied")
+    inp = make(body(COMPLETED, deleting=True, deletionPolicy="Delete")).with_outcome(
+        Failed("DeleteCertificate", denied)
+    )
+    decision = reconcile(inp)
+    (event,) = decision.events
+    assert (event.type, event.reason) == ("Warning", "AccessDenied")
+    assert "certificates/delete" in event.message
+    assert decision.requeue_after is not None

@@ -26,6 +26,7 @@ from kvcert.reconcile import (
     WriteSecret,
     outcome_of,
 )
+from kvcert.reconcile.actions import RecoverCertificate
 from kvcert.reconcile.outcomes import (
     CancelRefused,
     CancelRequested,
@@ -42,14 +43,23 @@ from kvcert.reconcile.outcomes import (
     OperationRead,
     Outcome,
     PendingDeleted,
+    Recovered,
     Rejected,
     SecretConflict,
     SecretRead,
     SecretWritten,
+    SoftDeleted,
     StatusWritten,
 )
 
 from .support import cert, op
+
+SOFT_DELETED = CallError(409, "Conflict", inner_code="ObjectIsDeletedButRecoverable")
+BEING_DELETED = CallError(409, "Conflict", inner_code="ObjectIsBeingDeleted")
+RBAC = CallError(403, "Forbidden", "Caller is not authorized", inner_code="ForbiddenByRbac")
+POLICY_DENIED = CallError(
+    403, "Forbidden", "no certificates update permission", inner_code="AccessDenied"
+)
 
 POLICY = Policy.model_validate({"issuer": {"name": "Self"}, "subject": "CN=x"})
 CREATE = CreateCertificate("web", POLICY)
@@ -58,6 +68,48 @@ MERGE = MergeChain("web", "web-signed", "fp-1")
 WRITE = WriteSecret("web-tls", "web", "v1", "x5t-1")
 
 FAILURES = [
+    pytest.param(
+        CREATE,
+        SOFT_DELETED,
+        SoftDeleted("create", SOFT_DELETED),
+        id="create answered 409 ObjectIsDeletedButRecoverable is a soft-deleted name",
+    ),
+    pytest.param(
+        IMPORT,
+        SOFT_DELETED,
+        SoftDeleted("import", SOFT_DELETED),
+        id="import answered 409 ObjectIsDeletedButRecoverable is a soft-deleted name too",
+    ),
+    pytest.param(
+        CREATE,
+        BEING_DELETED,
+        Failed("CreateCertificate", BEING_DELETED),
+        id="create answered 409 ObjectIsBeingDeleted is retried once the deletion is over",
+    ),
+    pytest.param(
+        RecoverCertificate("web"),
+        CallError(404, "CertificateNotFound"),
+        Recovered(found=False),
+        id="recover answered 404 means nothing of that name is deleted any more",
+    ),
+    pytest.param(
+        RecoverCertificate("web"),
+        RBAC,
+        Failed("RecoverCertificate", RBAC),
+        id="recover denied by RBAC is retried with backoff",
+    ),
+    pytest.param(
+        CancelOperation("web"),
+        POLICY_DENIED,
+        Failed("CancelOperation", POLICY_DENIED),
+        id="cancel denied by an access policy is retried, not recorded as refused",
+    ),
+    pytest.param(
+        MERGE,
+        RBAC,
+        Failed("MergeChain", RBAC),
+        id="merge denied by RBAC is retried, not recorded as a refused chain",
+    ),
     pytest.param(
         CREATE,
         CallError(409, "Conflict"),
@@ -213,6 +265,7 @@ SUCCESSES = [
         id="a published CSR",
     ),
     pytest.param(DeleteCertificate("web"), None, CertificateDeleted(), id="a soft delete"),
+    pytest.param(RecoverCertificate("web"), cert(), Recovered(), id="a recovery"),
 ]
 
 

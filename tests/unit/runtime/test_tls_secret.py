@@ -50,9 +50,9 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def test_pem_secret_keeps_the_chain_order_and_finds_the_key_anywhere(chain):
+def test_pem_secret_is_ordered_leaf_first_and_finds_the_key_anywhere(chain):
     key, leaf, mid, root = chain
-    text = (_key_pem(key) + _pem(leaf) + _pem(mid) + _pem(root)).decode()
+    text = (_pem(root) + _key_pem(key) + _pem(mid) + _pem(leaf)).decode()
     data = tls_secret.from_vault_secret(tls_secret.PEM, text)
     assert data.tls_crt == _pem(leaf) + _pem(mid) + _pem(root)
     assert data.ca_crt == _pem(root)
@@ -102,3 +102,11 @@ def test_the_key_never_appears_in_the_repr(chain):
     key, leaf, _, _ = chain
     data = tls_secret.from_pem(_key_pem(key) + _pem(leaf))
     assert "PRIVATE" not in repr(data)
+
+
+def test_a_certificate_that_cannot_be_read_fails_with_a_message_that_holds_no_content(chain):
+    key, leaf, _, _ = chain
+    broken = b"-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n"
+    with pytest.raises(tls_secret.TlsSecretError) as raised:
+        tls_secret.from_pem(_key_pem(key) + _pem(leaf) + broken)
+    assert "QUJD" not in str(raised.value)
