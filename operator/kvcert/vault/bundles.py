@@ -50,20 +50,46 @@ Doc = dict[str, Any]
 
 @dataclass(frozen=True)
 class Bundle:
-    """A private key with its leaf and chain, as imported or issued."""
+    """A private key with its leaf and chain, as imported or issued.
+
+    `chain_der` keeps the order the certificates were given in; `leaf_index` is where the leaf
+    stood among them (0 when unknown). The secret puts the leaf there only for a version made
+    with `preserveCertOrder: true` (see `ordered`).
+    """
 
     key_pem: bytes
     leaf_der: bytes
     chain_der: tuple[bytes, ...]
+    leaf_index: int = 0
+
+    def ordered(self) -> tuple[bytes, ...]:
+        """All certificates, the leaf at `leaf_index` and the chain around it in given order."""
+        at = min(max(self.leaf_index, 0), len(self.chain_der))
+        return (*self.chain_der[:at], self.leaf_der, *self.chain_der[at:])
 
 
-def order_chain(key: PrivateKey, certs: list[bytes]) -> tuple[bytes, tuple[bytes, ...]]:
-    """Find the leaf whose public key matches `key`; the rest is the chain, in given order."""
+def order_chain(key: PrivateKey, certs: list[bytes]) -> tuple[bytes, tuple[bytes, ...], int]:
+    """Find the leaf whose public key matches `key`: the leaf, the rest in given order, and
+    the leaf's index among `certs`."""
     wanted = public_der(key)
     for i, der in enumerate(certs):
         if public_der(cert_info(der)) == wanted:
-            return der, tuple(c for j, c in enumerate(certs) if j != i)
+            return der, tuple(c for j, c in enumerate(certs) if j != i), i
     raise CryptoInputError(KEY_MISMATCH)
+
+
+def _pfx_leaf_index(data: bytes, leaf: bytes, chain: tuple[bytes, ...]) -> int:
+    """Where the leaf's certificate bag stood among the PKCS#12's certificate bags.
+
+    The PKCS#12 reader returns the key's certificate apart from the others (those in bag
+    order), so its position is found from the file itself: when every certificate's DER is
+    present verbatim (certificate bags not encrypted), their offsets give the uploaded order.
+    In an encrypted SafeContents they are not visible: the leaf is then taken as first (0).
+    """
+    where = [data.find(der) for der in (leaf, *chain)]
+    if any(w < 0 for w in where) or len(set(where)) != len(where):
+        return 0
+    return sum(1 for w in where[1:] if w < where[0])
 
 
 def load_pfx(data: bytes, password: str | None) -> Bundle:
@@ -81,7 +107,7 @@ def load_pfx(data: bytes, password: str | None) -> Bundle:
     if public_der(cert) != public_der(key):
         raise CryptoInputError(KEY_MISMATCH)
     chain = tuple(c.public_bytes(serialization.Encoding.DER) for c in extra or [])
-    return Bundle(key_to_pem(key), leaf, chain)
+    return Bundle(key_to_pem(key), leaf, chain, _pfx_leaf_index(data, leaf, chain))
 
 
 def load_pem_bundle(text: bytes, password: str | None) -> Bundle:
@@ -107,8 +133,8 @@ def load_pem_bundle(text: bytes, password: str | None) -> Bundle:
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise CryptoInputError("Only RSA and EC keys are supported.")
     ders = [c.public_bytes(serialization.Encoding.DER) for c in certs]
-    leaf, chain = order_chain(key, ders)
-    return Bundle(key_to_pem(key), leaf, chain)
+    leaf, chain, index = order_chain(key, ders)
+    return Bundle(key_to_pem(key), leaf, chain, index)
 
 
 def _pem_key_block(text: bytes) -> bytes | None:
@@ -123,13 +149,27 @@ def _pem_key_block(text: bytes) -> bytes | None:
 
 
 def export_secret(bundle: Bundle, content_type: str) -> str:
-    """The secret value Key Vault serves: base64 PKCS#12 (no password) or PEM text."""
+    """The secret value Key Vault serves: base64 PKCS#12 (no password) or PEM text.
+
+    The certificates come in `bundle.ordered()` order (the leaf first unless the version keeps
+    its uploaded order). PEM: the key, then the certificate blocks in that order. PKCS#12: the
+    certificate bags in that order; with the leaf first its bag carries the key's localKeyId,
+    as usual. With the leaf elsewhere no bag does (the format's writer here can only tie the
+    key to a certificate it puts first): readers that pair the key with the certificate it
+    certifies (OpenSSL's PKCS12_parse, Python's `cryptography`) still find the leaf, readers
+    that pair only by localKeyId do not.
+    """
     key = key_from_pem(bundle.key_pem)
+    ordered = bundle.ordered()
     if content_type == "application/x-pem-file":
-        parts = [bundle.key_pem] + [der_to_pem(d) for d in (bundle.leaf_der, *bundle.chain_der)]
+        parts = [bundle.key_pem] + [der_to_pem(d) for d in ordered]
         return b"".join(parts).decode()
-    leaf = x509.load_der_x509_certificate(bundle.leaf_der)
-    cas = [x509.load_der_x509_certificate(d) for d in bundle.chain_der]
+    certs = [x509.load_der_x509_certificate(d) for d in ordered]
+    if ordered[0] == bundle.leaf_der:
+        leaf: x509.Certificate | None = certs[0]
+        cas = certs[1:]
+    else:
+        leaf, cas = None, certs
     pfx = pkcs12.serialize_key_and_certificates(
         None, key, leaf, cas or None, serialization.NoEncryption()
     )
@@ -186,7 +226,11 @@ def version_doc(
     tags: dict[str, str] | None,
     content_type: str,
     now: float,
+    preserve_order: bool = False,
+    leaf_index: int = 0,
 ) -> Doc:
+    """A version record; `leaf_index` (the leaf's place in the given order) is kept only when
+    the version preserves its certificates' order."""
     info = crypto.cert_info(leaf)
     return {
         "x5t": crypto.x5t(leaf),
@@ -199,6 +243,8 @@ def version_doc(
         "content_type": content_type,
         "created": now,
         "updated": now,
+        "preserve_order": preserve_order,
+        "leaf_index": leaf_index if preserve_order else 0,
     }
 
 
@@ -252,6 +298,19 @@ def parse_x5c(items: list[str]) -> list[bytes]:
     if not certs:
         raise bad_parameter(X5C_PARSE)
     return certs
+
+
+def locate_leaf(
+    certs: list[bytes], key_pem: bytes, *, anywhere: bool
+) -> tuple[bytes, tuple[bytes, ...], int]:
+    """A merged x5c's leaf (the certificate of the pending key), the rest in given order, and
+    the leaf's index. Leaf first, as always, unless the create asked `preserveCertOrder: true`:
+    then the leaf may stand anywhere and its place is kept. `CryptoInputError(KEY_MISMATCH)`."""
+    if not anywhere:
+        if not same_key(certs[0], key_pem):
+            raise CryptoInputError(KEY_MISMATCH)
+        return certs[0], tuple(certs[1:]), 0
+    return order_chain(key_from_pem(key_pem), certs)
 
 
 def same_key(leaf: bytes, key_pem: bytes) -> bool:

@@ -14,26 +14,21 @@ from kvcert.vault.store import Doc
 from kvcert.vault.views import Ctx
 from kvcert.vault.wire import PolicyIn
 
-#: api-versions whose CreateCertificate/ImportCertificate know `preserveCertOrder` (7.6 on).
-PRESERVE_ORDER_VERSIONS = frozenset(("7.6", "2025-07-01", "2026-04-01"))
 
-
-def refuse_unsupported(ctx: Ctx, policy: PolicyIn | None, preserve_order: bool | None) -> None:
-    """Request fields this vault does not implement are refused, never silently dropped.
-
-    `policy.platformManaged` is "intended for internal use only"; `preserveCertOrder: true`
-    would keep an uploaded chain's order in the secret, which this vault does not yet do
-    (false, the default, puts the leaf first, as it always does). Before 7.6 the field does
-    not exist and is ignored like any unknown field.
-    """
+def refuse_unsupported(policy: PolicyIn | None) -> None:
+    """Request fields this vault does not implement are refused, never silently dropped:
+    `policy.platformManaged` is "intended for internal use only"."""
     if policy is not None and policy.platform_managed is not None:
         raise bad_parameter(
             "Property platformManaged is for internal use only and is not accepted by this vault."
         )
-    if preserve_order and ctx.api_version in PRESERVE_ORDER_VERSIONS:
-        raise bad_parameter(
-            "Property preserveCertOrder set to true is not supported by this local vault."
-        )
+
+
+def preserve_order(ctx: Ctx, given: bool | None) -> bool:
+    """`preserveCertOrder`: "whether the certificate chain preserves its original order. The
+    default value is false, which sets the leaf certificate at index 0." Before 7.6 the field
+    does not exist and is ignored like any unknown field."""
+    return bool(given) and ctx.knows_preserve_order
 
 
 def import_policy(given: Doc, bundle: bundles.Bundle) -> Doc:

@@ -51,6 +51,7 @@ class Operation:
     cancel_at: float | None = None
     enabled: bool = True
     tags: dict[str, str] | None = None
+    preserve_order: bool = False
 
     @property
     def in_progress(self) -> bool:
@@ -84,6 +85,7 @@ def start(
     ca_delay: float,
     enabled: bool = True,
     tags: dict[str, str] | None = None,
+    preserve_order: bool = False,
 ) -> Operation:
     """A new inProgress operation, with its issuer's first action scheduled."""
     due_at = {"self": now, "ca": now + ca_delay, "manual": None}[kind]
@@ -100,6 +102,7 @@ def start(
         due_at=due_at,
         enabled=enabled,
         tags=tags,
+        preserve_order=preserve_order,
     )
 
 

@@ -36,6 +36,7 @@ async def read_secret(service: VaultService, ctx: Ctx, name: str, version: str |
         key,
         crypto.b64decode_strict(doc["cer"]),
         tuple(crypto.b64decode_strict(c) for c in doc["chain"]),
+        doc.get("leaf_index", 0) if doc.get("preserve_order") else 0,
     )
     value = await service.blocking(bundles.export_secret, bundle, doc["content_type"])
     return views.secret(ctx, name, stored[0], doc, value)

@@ -155,11 +155,21 @@ class VaultService:
         *,
         enabled: bool,
         tags: dict[str, str] | None,
+        leaf_index: int = 0,
     ) -> None:
+        """Issue the operation's version; it keeps the create's `preserveCertOrder`, and with
+        it `leaf_index`, the leaf's place in a merged x5c."""
         cert = self.certificate(op.name)
         content_type = cert["policy"]["secret_props"]["contentType"]
         doc = bundles.version_doc(
-            leaf, chain, enabled=enabled, tags=tags, content_type=content_type, now=self.clock()
+            leaf,
+            chain,
+            enabled=enabled,
+            tags=tags,
+            content_type=content_type,
+            now=self.clock(),
+            preserve_order=op.preserve_order,
+            leaf_index=leaf_index,
         )
         with self.store.transaction():
             self.store.put_version(op.name, op.version, doc, key_pem)
@@ -179,7 +189,8 @@ class VaultService:
 
     # create / import / merge -----------------------------------------------------------------
     async def create(self, ctx: Ctx, name: str, body: CreateIn) -> tuple[Operation, Doc]:
-        imports.refuse_unsupported(ctx, body.policy, body.preserve_cert_order)
+        imports.refuse_unsupported(body.policy)
+        preserve = imports.preserve_order(ctx, body.preserve_cert_order)
         existing = self._check_writable(name)
         if body.policy is not None:
             policy = policies.merge(None, body.policy)
@@ -220,6 +231,7 @@ class VaultService:
             ca_delay=self.ca_delay,
             enabled=attributes.enabled if attributes and attributes.enabled is not None else True,
             tags=body.tags,
+            preserve_order=preserve,
         )
         cert = self._cert_doc(existing, policy, now)
         with self.store.transaction():
@@ -232,7 +244,8 @@ class VaultService:
         return {"policy": policy, "created": created, "updated": now, "policy_updated": now}
 
     async def import_(self, ctx: Ctx, name: str, body: ImportIn) -> Doc:
-        imports.refuse_unsupported(ctx, body.policy, body.preserve_cert_order)
+        imports.refuse_unsupported(body.policy)
+        preserve = imports.preserve_order(ctx, body.preserve_cert_order)
         given = body.policy.model_dump(exclude_none=True, by_alias=True) if body.policy else {}
         content_type = given.get("secret_props", {}).get("contentType")
         if content_type not in (None, *policies.CONTENT_TYPES):
@@ -260,6 +273,8 @@ class VaultService:
             tags=body.tags,
             content_type=policy["secret_props"]["contentType"],
             now=now,
+            preserve_order=preserve,
+            leaf_index=bundle.leaf_index,
         )
         cert = self._cert_doc(existing, policy, now)
         with self.store.transaction():
@@ -276,9 +291,12 @@ class VaultService:
         certs = bundles.parse_x5c(body.x5c)
         found = self.store.get_operation(name)
         assert found is not None
-        matches = await self.blocking(bundles.same_key, certs[0], found[1])
-        if not matches:
-            raise bad_parameter(bundles.KEY_MISMATCH)
+        try:
+            leaf, chain, leaf_index = await self.blocking(
+                bundles.locate_leaf, certs, found[1], anywhere=op.preserve_order
+            )
+        except crypto.CryptoInputError as exc:
+            raise bad_parameter(str(exc)) from exc
         current = self.operation(name)
         if current is None or current.request_id != op.request_id:
             raise pending_not_found(name)
@@ -286,11 +304,12 @@ class VaultService:
         enabled = body.attributes.enabled if body.attributes else None
         self._complete(
             current,
-            certs[0],
-            tuple(certs[1:]),
+            leaf,
+            chain,
             found[1],
             enabled=op.enabled if enabled is None else enabled,
             tags=op.tags if body.tags is None else body.tags,
+            leaf_index=leaf_index,
         )
         cert = self.certificate(name)
         version = self.store.get_version(name, op.version)
@@ -364,7 +383,7 @@ class VaultService:
         return out
 
     def update_certificate(self, ctx: Ctx, name: str, version: str | None, body: UpdateIn) -> Doc:
-        imports.refuse_unsupported(ctx, body.policy, None)
+        imports.refuse_unsupported(body.policy)
         cert = self.certificate(name)
         found = self.store.get_version(name, version.lower() if version else None)
         if found is None:
@@ -392,7 +411,7 @@ class VaultService:
         return views.policy(ctx, name, self.certificate(name))
 
     def update_policy(self, ctx: Ctx, name: str, update: PolicyIn) -> Doc:
-        imports.refuse_unsupported(ctx, update, None)
+        imports.refuse_unsupported(update)
         cert = self.certificate(name)
         now = self.clock()
         cert = {

@@ -14,6 +14,8 @@ from kvcert.vault.profiles import Profile
 from kvcert.vault.store import Doc
 
 RECOVERY_LEVEL = "Recoverable+Purgeable"
+#: api-versions that know `preserveCertOrder` (7.6 on): in requests, bundles and operations.
+PRESERVE_ORDER_VERSIONS = frozenset(("7.6", "2025-07-01", "2026-04-01"))
 RECOVERABLE_DAYS = 90
 
 
@@ -28,6 +30,10 @@ class Ctx:
     def cert_url(self, name: str, version: str | None = None) -> str:
         url = f"{self.base}/certificates/{name}"
         return f"{url}/{version}" if version else url
+
+    @property
+    def knows_preserve_order(self) -> bool:
+        return self.api_version in PRESERVE_ORDER_VERSIONS
 
 
 def _attributes(version: Doc) -> dict[str, Any]:
@@ -67,6 +73,8 @@ def bundle(
         "policy": policy(ctx, name, cert),
         "tags": doc.get("tags") or {},
     }
+    if ctx.knows_preserve_order:
+        body["preserveCertOrder"] = bool(doc.get("preserve_order", False))
     if op is not None:
         body["pending"] = {"id": f"{ctx.cert_url(name)}/pending"}
     return body
@@ -74,7 +82,7 @@ def bundle(
 
 def pending_only(ctx: Ctx, name: str, cert: Doc, op: Operation) -> dict[str, Any]:
     """A certificate that has only its pending version: disabled, no key, no x5t, no cer."""
-    return {
+    body: dict[str, Any] = {
         "id": ctx.cert_url(name, op.version),
         "attributes": {
             "enabled": False,
@@ -87,6 +95,9 @@ def pending_only(ctx: Ctx, name: str, cert: Doc, op: Operation) -> dict[str, Any
         "pending": {"id": f"{ctx.cert_url(name)}/pending"},
         "tags": op.tags or {},
     }
+    if ctx.knows_preserve_order:
+        body["preserveCertOrder"] = op.preserve_order
+    return body
 
 
 def item(ctx: Ctx, name: str, version: str | None, doc: Doc | None, op: Operation | None) -> Doc:
@@ -151,6 +162,8 @@ def operation(ctx: Ctx, op: Operation, *, created: bool = False) -> dict[str, An
         "status_details": op.status_details,
         "request_id": op.request_id,
     }
+    if ctx.knows_preserve_order:
+        body["preserveCertOrder"] = op.preserve_order
     if op.status == COMPLETED:
         body["target"] = ctx.profile.target(ctx.cert_url(op.name), ctx.api_version)
         if not ctx.profile.completed_has_status_details:

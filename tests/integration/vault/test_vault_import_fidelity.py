@@ -346,25 +346,6 @@ def test_platform_managed_is_refused_by_every_call_that_takes_a_policy(
     assert kv.get(url(f"/certificates/{name}/policy")).json() == before
 
 
-def test_preserve_cert_order_true_is_refused_where_the_api_version_knows_it(
-    kv: httpx.Client, name: str, ec_material: Material
-) -> None:
-    body = {"value": ec_material.pfx_b64(), "preserveCertOrder": True}
-    assert_error(_import(kv, name, body, **{"api-version": "2026-04-01"}), 400, "BadParameter")
-    created = kv.post(
-        f"/certificates/{name}/create?api-version=7.6",
-        json={"policy": policy("Self"), "preserveCertOrder": True},
-    )
-    assert_error(created, 400, "BadParameter")
-    _absent(kv, name)
-    leaf_first = {"value": ec_material.pfx_b64(), "preserveCertOrder": False}
-    response = kv.post(f"/certificates/{name}/import?api-version=2026-04-01", json=leaf_first)
-    assert response.status_code == 200, response.text
-    # Before 7.6 the field does not exist: ignored like any unknown field.
-    older = kv.post(url(f"/certificates/{name}/import"), json=body)
-    assert older.status_code == 200, older.text
-
-
 # --- CreateCertificate, MergeCertificate, UpdateCertificate -----------------------------------
 
 
