@@ -15,10 +15,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -49,17 +51,61 @@ class TlsData:
         """The top of the chain: the root, else the last issuer present, else the leaf alone."""
         return self.certificates[-1]
 
-    def secret_data(self) -> dict[str, str]:
-        """The Secret's `data`, base64 as the API wants it."""
+    def secret_data(self, extra: Mapping[str, bytes] | None = None) -> dict[str, str]:
+        """The Secret's `data`, base64 as the API wants it; `extra` from `additional_outputs`."""
         data = {"tls.crt": self.tls_crt, "ca.crt": self.ca_crt}
         if self.key is not None:
             data["tls.key"] = self.key
+        data.update(extra or {})
         return {name: base64.b64encode(value).decode("ascii") for name, value in data.items()}
 
     @property
     def secret_type(self) -> str:
         """kubernetes.io/tls demands tls.key, so a certificate without one is Opaque."""
         return "kubernetes.io/tls" if self.key is not None else "Opaque"
+
+
+COMBINED_PEM = "CombinedPEM"
+DER = "DER"
+KEYSTORE = "PKCS12"
+
+
+def additional_outputs(
+    data: TlsData, formats: Collection[str], password: bytes | None = None
+) -> dict[str, bytes]:
+    """cert-manager's additionalOutputFormats: `tls-combined.pem` (key then chain), `key.der`
+    (the key as PKCS#8 DER), `keystore.p12` (key, leaf and chain, encrypted with `password`).
+
+    Each needs the private key: without one (not exportable) nothing is returned. Parsing the
+    key and encrypting the keystore cost milliseconds: callers run this off the loop.
+    """
+    if data.key is None or not formats:
+        return {}
+    out: dict[str, bytes] = {}
+    if COMBINED_PEM in formats:
+        out["tls-combined.pem"] = data.key + data.tls_crt
+    if DER not in formats and KEYSTORE not in formats:
+        return out
+    try:
+        key = serialization.load_pem_private_key(data.key, password=None)
+    except (ValueError, TypeError):
+        raise TlsSecretError("the private key cannot be read") from None
+    if DER in formats:
+        out["key.der"] = key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    if KEYSTORE in formats:
+        if not password:
+            raise TlsSecretError("the keystore needs a non-empty password")
+        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+            raise TlsSecretError("only RSA and EC keys go into the keystore")
+        leaf, *rest = (x509.load_pem_x509_certificate(block) for block in data.certificates)
+        out["keystore.p12"] = pkcs12.serialize_key_and_certificates(
+            None, key, leaf, rest or None, serialization.BestAvailableEncryption(password)
+        )
+    return out
 
 
 def _normalise(block: bytes) -> bytes:

@@ -12,6 +12,15 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.config import JsonDict
+
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+"""A Kubernetes object name (RFC 1123 subdomain), e.g. a Secret's."""
+
+
+def cel(rule: str, message: str) -> JsonDict:
+    """One CEL rule of a CRD schema (x-kubernetes-validations) with the message users see."""
+    return {"rule": rule, "message": message}
 
 
 def camel(name: str) -> str:

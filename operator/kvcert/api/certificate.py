@@ -14,13 +14,24 @@ from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
-from pydantic.config import JsonDict
 
-from kvcert.api.base import InvalidResource, KvModel, ObjectMeta, section
+from kvcert.api.base import (
+    DNS_SUBDOMAIN_PATTERN,
+    InvalidResource,
+    KvModel,
+    ObjectMeta,
+    cel,
+    section,
+)
+from kvcert.api.outputs import (
+    UNIQUE_FORMATS_MESSAGE,
+    UNIQUE_FORMATS_RULE,
+    OutputFormat,
+    SecretTemplate,
+)
 from kvcert.api.status import CertificateStatus
 
 CERTIFICATE_NAME_PATTERN = r"^[0-9a-zA-Z-]{1,127}$"
-DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 # A dotted OID that can be encoded: first arc 0-2, second arc 0-39 under 0 and 1, no leading zeros.
 OID_PATTERN = r"^([01]\.([0-9]|[1-3][0-9])|2\.(0|[1-9][0-9]*))(\.(0|[1-9][0-9]*))*$"
 ISSUER_NAME_PATTERN = r"^[0-9a-zA-Z-]{1,127}$"
@@ -64,10 +75,6 @@ IMMUTABLE_NAME_RULE = (
 )
 MERGE_IMPORT_EXCLUSIVE_RULE = "!(has(self.mergeFrom) && has(self.importFrom))"
 POLICY_OR_IMPORT_RULE = "has(self.policy) || has(self.importFrom)"
-
-
-def _cel(rule: str, message: str) -> JsonDict:
-    return {"rule": rule, "message": message}
 
 
 _SUBJECT_RE = re.compile(SUBJECT_PATTERN)
@@ -163,11 +170,11 @@ class Key(KvModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel(
+                cel(
                     "!has(self.curve) || self.type == 'EC' || self.type == 'EC-HSM'",
                     "curve applies to EC keys only",
                 ),
-                _cel(
+                cel(
                     "!has(self.size) || self.type == 'RSA' || self.type == 'RSA-HSM'",
                     "size applies to RSA keys only",
                 ),
@@ -197,7 +204,7 @@ class LifetimeTrigger(KvModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel(
+                cel(
                     "has(self.lifetimePercentage) != has(self.daysBeforeExpiry)",
                     "exactly one of lifetimePercentage or daysBeforeExpiry must be set",
                 )
@@ -233,11 +240,11 @@ class Policy(KvModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel(
+                cel(
                     "has(self.subject) || has(self.dnsNames) || has(self.emails) || has(self.upns)",
                     "a subject or at least one of dnsNames, emails, upns is required",
                 ),
-                _cel(DAYS_BEFORE_EXPIRY_RULE, DAYS_BEFORE_EXPIRY_MESSAGE),
+                cel(DAYS_BEFORE_EXPIRY_RULE, DAYS_BEFORE_EXPIRY_MESSAGE),
             ]
         }
     )
@@ -250,7 +257,7 @@ class Policy(KvModel):
         description='X.500 name as Key Vault writes it: CN=web.example.com, O="Example, Inc."',
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel(f"self.matches(r'{SUBJECT_PATTERN}')", SUBJECT_MESSAGE)
+                cel(f"self.matches(r'{SUBJECT_PATTERN}')", SUBJECT_MESSAGE)
             ]
         },
     )
@@ -300,11 +307,9 @@ class CertificateSpec(KvModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel(IMMUTABLE_NAME_RULE, "certificateName is immutable"),
-                _cel(
-                    MERGE_IMPORT_EXCLUSIVE_RULE, "mergeFrom and importFrom are mutually exclusive"
-                ),
-                _cel(POLICY_OR_IMPORT_RULE, "policy is required unless importFrom is set"),
+                cel(IMMUTABLE_NAME_RULE, "certificateName is immutable"),
+                cel(MERGE_IMPORT_EXCLUSIVE_RULE, "mergeFrom and importFrom are mutually exclusive"),
+                cel(POLICY_OR_IMPORT_RULE, "policy is required unless importFrom is set"),
             ]
         }
     )
@@ -326,6 +331,15 @@ class CertificateSpec(KvModel):
         default=OnSoftDeleted.FAIL,
         description="when the name is soft-deleted in Key Vault: Fail (report it) or Recover",
     )
+    secret_template: SecretTemplate | None = None
+    additional_output_formats: list[OutputFormat] | None = Field(
+        default=None,
+        max_length=3,
+        description="CombinedPEM, DER, PKCS12: more keys in the output Secret",
+        json_schema_extra={
+            "x-kubernetes-validations": [cel(UNIQUE_FORMATS_RULE, UNIQUE_FORMATS_MESSAGE)]
+        },
+    )
 
     @model_validator(mode="after")
     def _sources(self) -> CertificateSpec:
@@ -333,6 +347,9 @@ class CertificateSpec(KvModel):
             raise ValueError("mergeFrom and importFrom are mutually exclusive")
         if self.policy is None and self.import_from is None:
             raise ValueError("policy is required unless importFrom is set")
+        types = [item.type for item in self.additional_output_formats or ()]
+        if len(set(types)) != len(types):
+            raise ValueError(UNIQUE_FORMATS_MESSAGE)
         return self
 
 

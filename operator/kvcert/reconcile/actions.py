@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from kvcert.api.certificate import ContentType, Policy
+from kvcert.api.outputs import OutputFormat
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,13 @@ class WriteSecret:
     version: str
     x5t: str
     content_type: ContentType = ContentType.PKCS12
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+    """From spec.secretTemplate; the operator's own keys win over these."""
+    formats: tuple[OutputFormat, ...] = ()
+    """spec.additionalOutputFormats (the PKCS12 password is read when writing, never here)."""
+    output_hash: str | None = None
+    """Digest of the output-shaping spec, recorded on the Secret; None when nothing shapes it."""
     effect: ClassVar[bool] = True
 
 

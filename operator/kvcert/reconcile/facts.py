@@ -18,6 +18,8 @@ class SecretFacts:
     """Managed by kvcert for this Certificate (label or ownerReference)."""
     x5t: str | None = None
     version: str | None = None
+    output_hash: str | None = None
+    """The digest of secretTemplate and additionalOutputFormats the Secret was written with."""
 
     @classmethod
     def absent(cls) -> SecretFacts:

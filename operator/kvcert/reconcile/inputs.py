@@ -137,8 +137,10 @@ class Input:
                 return replace(folded, merge_secret=source)
             case ImportSecretRead(facts=source):
                 return replace(folded, import_secret=source)
-            case SecretWritten(x5t=x5t, version=version):
-                written = SecretFacts(exists=True, ours=True, x5t=x5t, version=version)
+            case SecretWritten(x5t=x5t, version=version, output_hash=digest):
+                written = SecretFacts(
+                    exists=True, ours=True, x5t=x5t, version=version, output_hash=digest
+                )
                 return replace(folded, secret=written)
             case PendingDeleted():
                 return replace(folded, operation=NOT_FOUND)

@@ -89,6 +89,15 @@ class ImportSecretRead:
 class SecretWritten:
     x5t: str
     version: str
+    output_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputRefused:
+    """The Secret could not be shaped as asked (the PKCS12 password Secret is missing or empty);
+    `error.message` names the Secret and key, never a value."""
+
+    error: CallError
 
 
 @dataclass(frozen=True)
@@ -184,6 +193,7 @@ Outcome = (
     | MergeSecretRead
     | ImportSecretRead
     | SecretWritten
+    | OutputRefused
     | CsrPublished
     | CancelRequested
     | PendingDeleted
@@ -200,6 +210,8 @@ Outcome = (
 
 _T = TypeVar("_T")
 
+OUTPUT_REFUSED = "OutputRefused"
+"""The code of a WriteSecret `CallError` that an output format could not be built."""
 DELETED_BUT_RECOVERABLE = "objectisdeletedbutrecoverable"
 BEING_DELETED = "objectisbeingdeleted"
 ACCESS_DENIED_CODES = frozenset(
@@ -253,7 +265,9 @@ def outcome_of(action: Action, result: object) -> Outcome | None:
         case ReadImportSecret():
             return ImportSecretRead(_expect(result, SourceFacts))
         case WriteSecret():
-            return SecretWritten(x5t=action.x5t, version=action.version)
+            return SecretWritten(
+                x5t=action.x5t, version=action.version, output_hash=action.output_hash
+            )
         case WriteCsrConfigMap():
             return CsrPublished(action.name)
         case Emit():
@@ -300,6 +314,8 @@ def _failure(action: Action, error: CallError) -> Outcome | None:
                 return MergeRefused(action.fingerprint, forbidden=status == 403, error=error)
         case WriteSecret() if status == 409:
             return SecretConflict(error)
+        case WriteSecret() if status == 422 and error.code == OUTPUT_REFUSED:
+            return OutputRefused(error)
         case ReadSecret() if status == 404:
             return SecretRead(SecretFacts.absent())
         case ReadMergeSecret() if status == 404:

@@ -38,6 +38,8 @@ class Reason(enum.StrEnum):
     IMPORT_SECRET_MISSING = "ImportSecretMissing"  # noqa: S105 - importFrom's Secret does not exist (yet)
     IMPORT_SECRET_INVALID = "ImportSecretInvalid"  # noqa: S105 - importFrom's Secret holds no PFX or PEM+key
     SECRET_CONFLICT = "SecretConflict"  # noqa: S105 - the output Secret exists and is not managed by kvcert
+    KEY_NOT_EXPORTABLE = "KeyNotExportable"  # an additional output needs a non-exportable key
+    OUTPUT_REFUSED = "OutputRefused"  # an output format cannot be built (PKCS12 password missing)
     CERTIFICATE_MISSING = "CertificateMissing"  # the operation completed but no certificate
     NOT_OWNED = "NotOwned"  # the Key Vault certificate is not managed by this resource
     # waiting on something outside

@@ -28,6 +28,7 @@ CERTIFICATE_LABEL = "kvcert.io/certificate"
 UID_ANNOTATION = "kvcert.io/certificate-uid"
 X5T_ANNOTATION = "kvcert.io/x5t"
 VERSION_ANNOTATION = "kvcert.io/version"
+OUTPUT_HASH_ANNOTATION = "kvcert.io/output-hash"
 
 
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:

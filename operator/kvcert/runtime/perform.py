@@ -23,10 +23,12 @@ from kvcert.keyvault.errors import KeyVaultError
 from kvcert.keyvault.policy import CertificatePolicySpec, LifetimeActionSpec
 from kvcert.reconcile import actions
 from kvcert.reconcile.observed import CallError
+from kvcert.reconcile.outcomes import OUTPUT_REFUSED
 from kvcert.runtime import sources
 from kvcert.runtime.kube import (
     CERTIFICATE_LABEL,
     MANAGED_BY,
+    OUTPUT_HASH_ANNOTATION,
     UID_ANNOTATION,
     VERSION_ANNOTATION,
     X5T_ANNOTATION,
@@ -173,11 +175,35 @@ class Performer:
         chain = await asyncio.to_thread(order_der, sources.chain_der(pem))
         return await self._client().merge_certificate(action.certificate_name, chain)
 
+    async def _keystore_password(self, action: actions.WriteSecret) -> bytes | CallError | None:
+        """The PKCS12 password from its Secret (one GET, only when PKCS12 is asked for); a
+        missing or empty one is a refusal that names the Secret and key, never a value."""
+        ref = next((f.password_secret_ref for f in action.formats if f.password_secret_ref), None)
+        if ref is None:
+            return None
+        found = await self.kube.get_secret(self.namespace, ref.name)
+        value = None
+        if found is not None:
+            try:
+                value = sources.field(found, ref.key)
+            except ValueError:  # SourceError (missing or empty key), or not base64
+                value = None
+        if not value:
+            message = (
+                f"the PKCS12 keystore needs a password: Secret {ref.name} is missing or has no"
+                f" non-empty key {ref.key}"
+            )
+            return CallError(422, OUTPUT_REFUSED, message)
+        return value
+
     async def _write_secret(self, action: actions.WriteSecret) -> object:
         existing = await self.kube.get_secret(self.namespace, action.secret_name)
         facts = sources.output_facts(existing, self.owner.uid)
         if facts.exists and not facts.ours:
             return CallError(409, "SecretNotOwned", f"Secret {action.secret_name} is not ours")
+        password = await self._keystore_password(action)
+        if isinstance(password, CallError):
+            return password
         vault = self._client()
         try:
             fetched = await vault.get_certificate_secret(action.certificate_name, action.version)
@@ -195,16 +221,28 @@ class Performer:
             if cert.der is None:
                 raise
             data = await asyncio.to_thread(tls_secret.from_der, cert.der)
+        formats = {item.type.value for item in action.formats}
+        # Key parsing and keystore encryption: off the loop. Nothing without an exportable key.
+        extra = await asyncio.to_thread(tls_secret.additional_outputs, data, formats, password)
+        annotations = {
+            **dict(action.annotations),
+            UID_ANNOTATION: self.owner.uid,
+            X5T_ANNOTATION: action.x5t,
+            VERSION_ANNOTATION: action.version,
+        }
+        if action.output_hash is not None:
+            annotations[OUTPUT_HASH_ANNOTATION] = action.output_hash
         secret = client.V1Secret(
             metadata=client.V1ObjectMeta(
                 name=action.secret_name,
                 namespace=self.namespace,
-                labels={MANAGED_BY: "kvcert", CERTIFICATE_LABEL: self.owner.name},
-                annotations={
-                    UID_ANNOTATION: self.owner.uid,
-                    X5T_ANNOTATION: action.x5t,
-                    VERSION_ANNOTATION: action.version,
+                # The template's keys first: kvcert's own labels and annotations always win.
+                labels={
+                    **dict(action.labels),
+                    MANAGED_BY: "kvcert",
+                    CERTIFICATE_LABEL: self.owner.name,
                 },
+                annotations=annotations,
                 owner_references=[self.owner.reference()],
                 resource_version=(
                     existing.metadata.resource_version
@@ -213,7 +251,7 @@ class Performer:
                 ),
             ),
             type=data.secret_type,
-            data=data.secret_data(),
+            data=data.secret_data(extra),
         )
         if existing is not None and existing.type != data.secret_type:
             return CallError(409, "SecretTypeChanged", "the Secret's type cannot change in place")

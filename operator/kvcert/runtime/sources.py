@@ -23,6 +23,7 @@ from kvcert import chain
 from kvcert.reconcile.facts import SecretFacts, SourceFacts
 from kvcert.runtime.kube import (
     MANAGED_BY,
+    OUTPUT_HASH_ANNOTATION,
     UID_ANNOTATION,
     VERSION_ANNOTATION,
     X5T_ANNOTATION,
@@ -73,6 +74,7 @@ def output_facts(secret: client.V1Secret | None, uid: str) -> SecretFacts:
         ours=ours,
         x5t=annotations.get(X5T_ANNOTATION) if ours else None,
         version=annotations.get(VERSION_ANNOTATION) if ours else None,
+        output_hash=annotations.get(OUTPUT_HASH_ANNOTATION) if ours else None,
     )
 
 

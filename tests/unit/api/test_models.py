@@ -105,6 +105,17 @@ TOKEN = {"token": {"secretRef": {"name": "vault-token", "key": "token"}}}
             id="accepts days before expiry with e-mail contacts",
         ),
         pytest.param(certificate_body(certificateName=None), id="defaults the name to metadata"),
+        pytest.param(
+            certificate_body(
+                secretTemplate={"labels": {"team": "web"}, "annotations": {"a.io/b": "c"}},
+                additionalOutputFormats=[
+                    {"type": "CombinedPEM"},
+                    {"type": "DER"},
+                    {"type": "PKCS12", "passwordSecretRef": {"name": "p12", "key": "password"}},
+                ],
+            ),
+            id="accepts a secretTemplate and every additional output format",
+        ),
     ],
 )
 def test_valid_certificates_parse(body: dict[str, Any]) -> None:
@@ -239,6 +250,40 @@ def test_valid_certificates_parse(body: dict[str, Any]) -> None:
             certificate_body(vaultRef=None),
             "spec.vaultRef",
             id="refuses a Certificate without a vault",
+        ),
+        pytest.param(
+            certificate_body(secretTemplate={"labels": {"kvcert.io/certificate": "x"}}),
+            "secretTemplate may not set labels or annotations under kvcert.io/",
+            id="refuses a secretTemplate label under kvcert.io/",
+        ),
+        pytest.param(
+            certificate_body(secretTemplate={"annotations": {"kvcert.io/x5t": "x"}}),
+            "secretTemplate may not set labels or annotations under kvcert.io/",
+            id="refuses a secretTemplate annotation under kvcert.io/",
+        ),
+        pytest.param(
+            certificate_body(additionalOutputFormats=[{"type": "PKCS12"}]),
+            "passwordSecretRef is required for PKCS12",
+            id="refuses a PKCS12 keystore without a password Secret",
+        ),
+        pytest.param(
+            certificate_body(
+                additionalOutputFormats=[
+                    {"type": "DER", "passwordSecretRef": {"name": "p", "key": "k"}}
+                ]
+            ),
+            "passwordSecretRef is required for PKCS12 and allowed only there",
+            id="refuses a password Secret on a format without one",
+        ),
+        pytest.param(
+            certificate_body(additionalOutputFormats=[{"type": "DER"}, {"type": "DER"}]),
+            "additionalOutputFormats may list each type once",
+            id="refuses a format listed twice",
+        ),
+        pytest.param(
+            certificate_body(additionalOutputFormats=[{"type": "JKS"}]),
+            "spec.additionalOutputFormats.0.type",
+            id="refuses an unknown format",
         ),
     ],
 )

@@ -110,3 +110,63 @@ def test_a_certificate_that_cannot_be_read_fails_with_a_message_that_holds_no_co
     with pytest.raises(tls_secret.TlsSecretError) as raised:
         tls_secret.from_pem(_key_pem(key) + _pem(leaf) + broken)
     assert "QUJD" not in str(raised.value)
+
+
+def _pem_data(chain) -> tls_secret.TlsData:
+    key, leaf, mid, root = chain
+    return tls_secret.from_pem(_key_pem(key) + _pem(leaf) + _pem(mid) + _pem(root))
+
+
+def _der(key) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@pytest.mark.parametrize(
+    ("formats", "keys"),
+    [
+        pytest.param(set(), set(), id="no formats: nothing more"),
+        pytest.param({"CombinedPEM"}, {"tls-combined.pem"}, id="CombinedPEM"),
+        pytest.param({"DER"}, {"key.der"}, id="DER"),
+        pytest.param({"PKCS12"}, {"keystore.p12"}, id="PKCS12"),
+        pytest.param(
+            {"CombinedPEM", "DER", "PKCS12"},
+            {"tls-combined.pem", "key.der", "keystore.p12"},
+            id="all three",
+        ),
+    ],
+)
+def test_additional_outputs_hold_the_same_key_and_chain(chain, formats, keys):
+    key, leaf, mid, root = chain
+    data = _pem_data(chain)
+    out = tls_secret.additional_outputs(data, formats, b"pw")
+    assert set(out) == keys
+    if "tls-combined.pem" in out:
+        assert out["tls-combined.pem"] == _key_pem(key) + _pem(leaf) + _pem(mid) + _pem(root)
+    if "key.der" in out:
+        assert out["key.der"] == _der(key)
+    if "keystore.p12" in out:
+        p12_key, p12_leaf, extra = pkcs12.load_key_and_certificates(out["keystore.p12"], b"pw")
+        assert p12_key is not None
+        assert _der(p12_key) == _der(key)
+        assert p12_leaf == leaf
+        assert extra == [mid, root]
+    assert set(tls_secret.TlsData(data.certificates, data.key).secret_data(out)) == {
+        "tls.crt",
+        "tls.key",
+        "ca.crt",
+        *keys,
+    }
+
+
+def test_additional_outputs_need_the_key(chain):
+    _key, leaf, _mid, _root = chain
+    data = tls_secret.from_der(leaf.public_bytes(serialization.Encoding.DER))
+    assert tls_secret.additional_outputs(data, {"CombinedPEM", "DER", "PKCS12"}, b"pw") == {}
+
+
+def test_a_keystore_without_a_password_is_refused_without_key_bytes(chain):
+    with pytest.raises(tls_secret.TlsSecretError) as caught:
+        tls_secret.additional_outputs(_pem_data(chain), {"PKCS12"}, b"")
+    assert "PRIVATE" not in str(caught.value)
