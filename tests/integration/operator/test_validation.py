@@ -43,6 +43,36 @@ def _rejected(kube: Kube, name: str, spec: dict[str, Any]) -> str:
             {**VALID, "certificateName": "not_valid!"}, "certificateName", id="bad Key Vault name"
         ),
         pytest.param({**VALID, "secretName": None}, "secretName", id="no secretName"),
+        pytest.param(
+            {**VALID, "secretTemplate": {"labels": {"kvcert.io/certificate": "x"}}},
+            "secretTemplate may not set labels or annotations under kvcert.io/",
+            id="a secretTemplate key under kvcert.io/",
+        ),
+        pytest.param(
+            {**VALID, "additionalOutputFormats": [{"type": "PKCS12"}]},
+            "passwordSecretRef is required for PKCS12 and allowed only there",
+            id="a PKCS12 output without its password",
+        ),
+        pytest.param(
+            {
+                **VALID,
+                "additionalOutputFormats": [
+                    {"type": "DER", "passwordSecretRef": {"name": "p", "key": "k"}}
+                ],
+            },
+            "passwordSecretRef is required for PKCS12 and allowed only there",
+            id="a password on another output",
+        ),
+        pytest.param(
+            {**VALID, "additionalOutputFormats": [{"type": "DER"}, {"type": "DER"}]},
+            "additionalOutputFormats may list each type once",
+            id="an output listed twice",
+        ),
+        pytest.param(
+            {**VALID, "additionalOutputFormats": [{"type": "JKS"}]},
+            "additionalOutputFormats",
+            id="an unknown output type",
+        ),
     ],
 )
 def test_the_api_server_rejects_an_invalid_certificate(kube: Kube, spec, message):
