@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from kvcert.api import Policy
 from kvcert.api.certificate import _SUBJECT_RE, SUBJECT_PATTERN
 from kvcert.vault import crypto, names
+from tests.support.policy_cases import MALFORMED_SUBJECTS
 
 SUBJECTS_KEY_VAULT_ACCEPTS = [
     "CN=TestCert, O=TenantId",
@@ -27,19 +28,6 @@ SUBJECTS_KEY_VAULT_ACCEPTS = [
     "1.2.3.4=#0c0161,CN=x",
     "CN=*.example.com, OU=Web, DC=example, DC=com",
     "SERIALNUMBER=42, T=Admin, G=Ada, SN=Lovelace, I=AL, STREET=1 Main St, POSTALCODE=75001",
-]
-MALFORMED_SUBJECTS = [
-    "not a distinguished name",
-    "CN=",
-    "CN=a,",
-    "=a",
-    "FOO=bar",
-    'CN="unterminated',
-    'CN="a"b',
-    'CN=a"b',
-    "CN=a\\",
-    "CN=#zz",
-    "CN=a,,O=b",
 ]
 
 

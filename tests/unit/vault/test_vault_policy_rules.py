@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from tests.support.policy_cases import MALFORMED_SUBJECTS
 
 from kvcert.vault import crypto, names
 from kvcert.vault import policy as policies
@@ -79,23 +80,8 @@ def test_attributes_joined_by_plus_share_one_rdn() -> None:
 
 @pytest.mark.parametrize(
     "subject",
-    [
-        "",
-        "not a distinguished name",
-        "CN=",
-        "CN=a,",
-        "=a",
-        "FOO=bar",
-        'CN="unterminated',
-        'CN="a"b',
-        'CN=a"b',
-        "CN=a\\",
-        "CN=#zz",
-        "CN=a+CN=a",
-        "C=USA",
-        "CN=" + "a" * 65,
-        "1.40=a",
-    ],
+    # the vault also refuses what only it can judge: length, repeats, country codes, OID arcs
+    [*MALFORMED_SUBJECTS, "", "CN=a+CN=a", "C=USA", "CN=" + "a" * 65, "1.40=a"],
 )
 def test_a_malformed_subject_is_bad_parameter(subject: str) -> None:
     with pytest.raises(VaultError) as raised:
