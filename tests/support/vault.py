@@ -166,6 +166,34 @@ class LocalVault:
             **kwargs,  # type: ignore[arg-type]
         )
 
+    # the vault's clock and lifetime actions (management API) --------------------------------
+    def _management(self, method: str, path: str, **kwargs: Any) -> Any:
+        with self.client() as client:
+            response = client.request(method, f"/_kvcert/{path}", **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def advance_clock(self, seconds: float) -> dict[str, float]:
+        """Move the vault's clock forward by `seconds`; what became due (operation outcomes,
+        lifetime actions) is applied before this returns. `{"now": ..., "offset": ...}`."""
+        moved: dict[str, float] = self._management(
+            "POST", "clock", json={"advanceSeconds": seconds}
+        )
+        return moved
+
+    def clock(self) -> dict[str, float]:
+        """The vault's time, `{"now": unix seconds, "offset": seconds ahead of the host}`."""
+        now: dict[str, float] = self._management("GET", "clock")
+        return now
+
+    def notifications(self, certificate: str | None = None) -> list[dict[str, Any]]:
+        """The EmailContacts notifications lifetime actions recorded, oldest first."""
+        params = {"certificate": certificate} if certificate else None
+        value: list[dict[str, Any]] = self._management("GET", "notifications", params=params)[
+            "value"
+        ]
+        return value
+
     def log(self) -> str:
         path = self.data_dir / "server.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""

@@ -78,6 +78,7 @@ def create_app(
 ) -> Starlette:
     """The ASGI app; `tick_interval=None` disables the background ticker (pure lazy mode)."""
     vault = Vault(service, Directory(service.store, service.clock), Recovery(service))
+    service.lifetime.listeners.append(vault.stats.lifetime_action)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -7,12 +7,18 @@ certificate's policy is read from the certificate and completed with what the re
 
 from __future__ import annotations
 
-from kvcert.vault import bundles
+from typing import TYPE_CHECKING
+
+from kvcert.vault import bundles, crypto, views
 from kvcert.vault import policy as policies
 from kvcert.vault.errors import bad_parameter
+from kvcert.vault.operation import new_id
 from kvcert.vault.store import Doc
 from kvcert.vault.views import Ctx
-from kvcert.vault.wire import PolicyIn
+from kvcert.vault.wire import ImportIn, PolicyIn
+
+if TYPE_CHECKING:
+    from kvcert.vault.service import VaultService
 
 
 def refuse_unsupported(policy: PolicyIn | None) -> None:
@@ -56,3 +62,49 @@ def import_policy(given: Doc, bundle: bundles.Bundle) -> Doc:
     if "x509_props" in given:
         policy["x509_props"] = {**policy["x509_props"], **given["x509_props"]}
     return policies.normalize(policy)
+
+
+async def import_certificate(service: VaultService, ctx: Ctx, name: str, body: ImportIn) -> Doc:
+    """ImportCertificate: a new version from PEM or PKCS#12, issued at once (`200`).
+
+    Every write is one transaction; a refusal stores nothing. Overwrites a pending object
+    that is not inProgress, as a create does.
+    """
+    refuse_unsupported(body.policy)
+    preserve = preserve_order(ctx, body.preserve_cert_order)
+    given = body.policy.model_dump(exclude_none=True, by_alias=True) if body.policy else {}
+    content_type = given.get("secret_props", {}).get("contentType")
+    if content_type not in (None, *policies.CONTENT_TYPES):
+        raise bad_parameter(bundles.POLICY_INVALID)
+    try:
+        shape, raw = await service.blocking(bundles.import_shape, body.value)
+        bundles.check_import_content_type(shape, content_type)
+    except crypto.CryptoInputError as exc:
+        raise bad_parameter(str(exc)) from exc
+    service.check_writable(name)
+    load = bundles.load_pem_bundle if shape == "pem" else bundles.load_pfx
+    try:
+        bundle = await service.blocking(load, raw, body.pwd)
+    except crypto.CryptoInputError as exc:
+        raise bad_parameter(str(exc)) from exc
+    policy = import_policy(given, bundle)
+    existing = service.check_writable(name)
+    now = service.clock()
+    enabled = body.attributes.enabled if body.attributes else None
+    version = new_id()
+    doc = bundles.version_doc(
+        bundle.leaf_der,
+        bundle.chain_der,
+        enabled=enabled is not False,
+        tags=body.tags,
+        content_type=policy["secret_props"]["contentType"],
+        now=now,
+        preserve_order=preserve,
+        leaf_index=bundle.leaf_index,
+    )
+    cert = service.cert_doc(existing, policy, now)
+    with service.store.transaction():
+        service.store.put_certificate(name, cert)
+        service.store.delete_operation(name)
+        service.store.put_version(name, version, doc, bundle.key_pem)
+    return views.bundle(ctx, name, cert, version, doc, op=None)

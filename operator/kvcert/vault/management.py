@@ -2,8 +2,9 @@
 
 Tests use it to make a provider's outcome immediate and deterministic: complete, fail (with an
 error code and message) or delay a given pending operation, selected by certificate name and,
-optionally, `request_id`. `GET /_kvcert/stats` counts Key Vault requests by method and route,
-for benchmarks and cost-budget tests. See README.md beside this file.
+optionally, `request_id`; to move the vault's clock forward (`/_kvcert/clock`) and read the
+lifetime actions' e-mail notifications. `GET /_kvcert/stats` counts Key Vault requests by
+method and route, for benchmarks and cost-budget tests. See README.md beside this file.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from kvcert.vault import lifetime, views
 from kvcert.vault import operation as ops
-from kvcert.vault import views
 from kvcert.vault.routes.common import LATEST_API_VERSION, check_name, json, parse, read_body
 from kvcert.vault.views import Ctx
-from kvcert.vault.wire import DelayIn, FailIn, ThrottleIn
+from kvcert.vault.wire import ClockIn, DelayIn, FailIn, ThrottleIn
 
 if TYPE_CHECKING:
     from kvcert.vault.app import Vault
@@ -31,6 +32,7 @@ class Stats:
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()
         self.challenges = 0
+        self.lifetime_actions: Counter[str] = Counter()
 
     def count(self, route: str) -> None:
         self.requests[route] += 1
@@ -38,16 +40,22 @@ class Stats:
     def challenged(self) -> None:
         self.challenges += 1
 
+    def lifetime_action(self, action: str) -> None:
+        """A lifetime action the vault performed by itself (not a request: not in `total`)."""
+        self.lifetime_actions[action] += 1
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "requests": dict(sorted(self.requests.items())),
             "total": sum(self.requests.values()),
             "challenges": self.challenges,
+            "lifetimeActions": {a: self.lifetime_actions[a] for a in lifetime.ACTIONS},
         }
 
     def reset(self) -> None:
         self.requests.clear()
         self.challenges = 0
+        self.lifetime_actions.clear()
 
 
 class Throttle:
@@ -123,6 +131,25 @@ async def throttle(request: Request) -> Response:
     return json({"requests": body.requests, "retryAfter": body.retry_after})
 
 
+async def clock(request: Request) -> Response:
+    """`GET`: the vault's time; `POST {"advanceSeconds": N}`: move it forward first, then apply
+    everything that became due (outcomes, lifetime actions) before answering."""
+    service = _vault(request).service
+    if request.method == "POST":
+        body = parse(ClockIn, await read_body(request))
+        service.clock.advance(body.advance_seconds)
+        await service.tick()
+    return json({"now": service.clock(), "offset": service.clock.offset})
+
+
+async def notifications(request: Request) -> Response:
+    """The EmailContacts notifications lifetime actions recorded, oldest first."""
+    name = request.query_params.get("certificate")
+    if name is not None:
+        check_name(name)
+    return json({"value": _vault(request).service.lifetime.notifications(name)})
+
+
 async def health(request: Request) -> Response:
     vault = _vault(request)
     return json(
@@ -142,6 +169,8 @@ def management_routes() -> list[Route]:
         Route("/_kvcert/stats", stats, methods=["GET", "DELETE"]),
         Route("/_kvcert/ca", ca, methods=["GET"]),
         Route("/_kvcert/throttle", throttle, methods=["POST"]),
+        Route("/_kvcert/clock", clock, methods=["GET", "POST"]),
+        Route("/_kvcert/notifications", notifications, methods=["GET"]),
         Route(f"{prefix}/complete", complete, methods=["POST"]),
         Route(f"{prefix}/fail", fail, methods=["POST"]),
         Route(f"{prefix}/delay", delay, methods=["POST"]),

@@ -9,6 +9,7 @@ Time comes in as `now`, so every transition is a table test.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,6 +30,12 @@ DETAILS_PROVIDER = (
 )
 DETAILS_MANUAL = "Pending certificate created. Please Perform Merge to complete the request."
 DETAILS_CANCELLED = "Pending certificate operation was cancelled at the request of the client."
+
+
+def new_id() -> str:
+    """Versions and request ids: 32 lowercase hex characters, as Key Vault makes them."""
+    return secrets.token_hex(16)
+
 
 #: How long a simulated provider takes to honour a cancellation (DESIGN: within a second).
 CANCEL_DELAY = 0.5

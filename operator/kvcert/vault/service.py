@@ -4,20 +4,22 @@ Decisions about an operation are made by the pure functions of `operation.py`; t
 the store, runs key work in a thread, re-checks the state after every `await` (another request
 may have changed it meanwhile), then writes in one transaction. Outcomes that are due (Self
 issuance, a simulated CA's answer, a cancellation) are applied lazily on every read of the
-operation or certificate, and by the server's ticker, so results never depend on the ticker.
+operation or certificate, and by the server's ticker, so results never depend on the ticker;
+so are due lifetime actions (`lifetime.py`). Time is the vault's clock (`clock.py`), which tests
+move forward.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-from kvcert.vault import bundles, crypto, imports, issuers, views
+from kvcert.vault import bundles, crypto, imports, issuers, lifetime, views
 from kvcert.vault import operation as ops
 from kvcert.vault import policy as policies
+from kvcert.vault.clock import VaultClock
 from kvcert.vault.errors import (
     bad_parameter,
     certificate_not_found,
@@ -25,20 +27,15 @@ from kvcert.vault.errors import (
     pending_not_found,
     version_not_found,
 )
-from kvcert.vault.operation import Operation
+from kvcert.vault.operation import Operation, new_id
 from kvcert.vault.profiles import Profile
 from kvcert.vault.store import Doc, Store
 from kvcert.vault.views import Ctx
-from kvcert.vault.wire import CreateIn, ImportIn, MergeIn, PolicyIn, UpdateIn
+from kvcert.vault.wire import CreateIn, MergeIn, PolicyIn, UpdateIn
 
 P = ParamSpec("P")
 T = TypeVar("T")
 Clock = Callable[[], float]
-
-
-def new_id() -> str:
-    """Versions and request ids: 32 lowercase hex characters, as Key Vault makes them."""
-    return secrets.token_hex(16)
 
 
 class VaultService:
@@ -55,9 +52,10 @@ class VaultService:
     ) -> None:
         self.store = store
         self.profile = profile
-        self.clock = clock
+        self.clock = VaultClock(store, clock)
         self.ca_delay = ca_delay
-        self.ca = ca or issuers.SimulatedCA.load_or_create(store, clock())
+        self.ca = ca or issuers.SimulatedCA.load_or_create(store, self.clock())
+        self.lifetime = lifetime.Lifetime(self)
         self._issuing: dict[str, asyncio.Task[None]] = {}
 
     async def blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -76,7 +74,7 @@ class VaultService:
         found = self.store.get_operation(name)
         return Operation.from_doc(found[0]) if found else None
 
-    def _check_writable(self, name: str) -> Doc | None:
+    def check_writable(self, name: str) -> Doc | None:
         """Before a create/import: not soft-deleted, no operation inProgress."""
         found = self.store.get_certificate(name)
         if found is not None and found[1]:
@@ -182,16 +180,24 @@ class VaultService:
             raise pending_not_found(op.name)
         self.store.put_operation(op.name, op.to_doc(), found[1], op.due)
 
+    async def settle(self, name: str) -> Operation | None:
+        """Apply what is due to a certificate: its operation's outcome, then lifetime actions."""
+        await self.advance(name)
+        await self.lifetime.run(name)
+        return self.operation(name)
+
     async def tick(self) -> None:
-        """Advance every operation whose issuer is due (the server calls this periodically)."""
+        """Apply whatever is due: operations' outcomes, then lifetime actions (the server's
+        ticker calls this periodically, and a clock move before it answers)."""
         for name in self.store.due_operations(self.clock()):
             await self.advance(name)
+        await self.lifetime.run_due()
 
     # create / import / merge -----------------------------------------------------------------
     async def create(self, ctx: Ctx, name: str, body: CreateIn) -> tuple[Operation, Doc]:
         imports.refuse_unsupported(body.policy)
         preserve = imports.preserve_order(ctx, body.preserve_cert_order)
-        existing = self._check_writable(name)
+        existing = self.check_writable(name)
         if body.policy is not None:
             policy = policies.merge(None, body.policy)
         elif existing is not None:
@@ -199,12 +205,39 @@ class VaultService:
         else:
             raise bad_parameter("Property policy is required for a new certificate.")
         policies.require_subject(policy)
+        attributes = body.attributes
+        op, key_pem = await self.prepare_operation(
+            name,
+            policy,
+            renewing=existing is not None,
+            enabled=attributes.enabled if attributes and attributes.enabled is not None else True,
+            tags=body.tags,
+            preserve=preserve,
+        )
+        existing = self.check_writable(name)
+        cert = self.cert_doc(existing, policy, op.created)
+        with self.store.transaction():
+            self.store.put_certificate(name, cert)
+            self.store.put_operation(name, op.to_doc(), key_pem, op.due)
+        return op, views.operation(ctx, op, created=True)
+
+    async def prepare_operation(
+        self,
+        name: str,
+        policy: Doc,
+        *,
+        renewing: bool,
+        enabled: bool,
+        tags: dict[str, str] | None,
+        preserve: bool = False,
+    ) -> tuple[Operation, bytes]:
+        """The key (new, or the latest version's with `reuse_key`) and the inProgress operation
+        of a create or an AutoRenew, with its issuer's first action scheduled; not stored."""
         issuer_name = policy["issuer"]["name"]
         if not issuers.is_builtin(issuer_name) and self.store.get_issuer(issuer_name) is None:
             raise bad_parameter(f"Issuer not found: {issuer_name}")
-        kind = issuers.classify(issuer_name)
         reuse = None
-        if policy["key_props"]["reuse_key"] and existing is not None:
+        if policy["key_props"]["reuse_key"] and renewing:
             latest = self.store.get_version(name, None)
             if latest is not None:
                 reuse = self.store.version_key(name, latest[0])
@@ -217,71 +250,24 @@ class VaultService:
                 "The policy's subject or subject alternative names cannot be used in a "
                 "certificate request."
             ) from exc
-        existing = self._check_writable(name)
-        now = self.clock()
-        attributes = body.attributes
         op = ops.start(
             name=name,
             request_id=new_id(),
             version=new_id(),
             issuer_name=issuer_name,
-            kind=kind,
+            kind=issuers.classify(issuer_name),
             csr=crypto.b64(csr),
-            now=now,
+            now=self.clock(),
             ca_delay=self.ca_delay,
-            enabled=attributes.enabled if attributes and attributes.enabled is not None else True,
-            tags=body.tags,
+            enabled=enabled,
+            tags=tags,
             preserve_order=preserve,
         )
-        cert = self._cert_doc(existing, policy, now)
-        with self.store.transaction():
-            self.store.put_certificate(name, cert)
-            self.store.put_operation(name, op.to_doc(), key_pem, op.due)
-        return op, views.operation(ctx, op, created=True)
+        return op, key_pem
 
-    def _cert_doc(self, existing: Doc | None, policy: Doc, now: float) -> Doc:
+    def cert_doc(self, existing: Doc | None, policy: Doc, now: float) -> Doc:
         created = existing["created"] if existing else now
         return {"policy": policy, "created": created, "updated": now, "policy_updated": now}
-
-    async def import_(self, ctx: Ctx, name: str, body: ImportIn) -> Doc:
-        imports.refuse_unsupported(body.policy)
-        preserve = imports.preserve_order(ctx, body.preserve_cert_order)
-        given = body.policy.model_dump(exclude_none=True, by_alias=True) if body.policy else {}
-        content_type = given.get("secret_props", {}).get("contentType")
-        if content_type not in (None, *policies.CONTENT_TYPES):
-            raise bad_parameter(bundles.POLICY_INVALID)
-        try:
-            shape, raw = await self.blocking(bundles.import_shape, body.value)
-            bundles.check_import_content_type(shape, content_type)
-        except crypto.CryptoInputError as exc:
-            raise bad_parameter(str(exc)) from exc
-        self._check_writable(name)
-        load = bundles.load_pem_bundle if shape == "pem" else bundles.load_pfx
-        try:
-            bundle = await self.blocking(load, raw, body.pwd)
-        except crypto.CryptoInputError as exc:
-            raise bad_parameter(str(exc)) from exc
-        policy = imports.import_policy(given, bundle)
-        existing = self._check_writable(name)
-        now = self.clock()
-        enabled = body.attributes.enabled if body.attributes else None
-        version = new_id()
-        doc = bundles.version_doc(
-            bundle.leaf_der,
-            bundle.chain_der,
-            enabled=enabled is not False,
-            tags=body.tags,
-            content_type=policy["secret_props"]["contentType"],
-            now=now,
-            preserve_order=preserve,
-            leaf_index=bundle.leaf_index,
-        )
-        cert = self._cert_doc(existing, policy, now)
-        with self.store.transaction():
-            self.store.put_certificate(name, cert)
-            self.store.delete_operation(name)
-            self.store.put_version(name, version, doc, bundle.key_pem)
-        return views.bundle(ctx, name, cert, version, doc, op=None)
 
     async def merge(self, ctx: Ctx, name: str, body: MergeIn) -> Doc:
         op = await self.advance(name)
@@ -318,7 +304,7 @@ class VaultService:
 
     # pending operation endpoints -------------------------------------------------------------
     async def get_operation(self, name: str, request_id: str | None) -> Operation:
-        op = await self.advance(name)
+        op = await self.settle(name)
         if op is None or not ops.matches(op, request_id):
             raise pending_not_found(name)
         return op
@@ -346,7 +332,7 @@ class VaultService:
         if live is None or live[1]:
             raise certificate_not_found(f"{name}/{version}" if version else name)
         cert = live[0]
-        op = await self.advance(name)
+        op = await self.settle(name)
         if version is None:
             return self.render_current(ctx, name, cert)
         found = self.store.get_version(name, version.lower())
@@ -355,32 +341,6 @@ class VaultService:
         if op is not None and op.version == version.lower():
             return views.pending_only(ctx, name, cert, op)
         raise version_not_found(name, version)
-
-    def list_certificates(self, ctx: Ctx, include_pending: bool) -> list[Doc]:
-        out = []
-        for name, _cert in self.store.list_certificates(deleted=False):
-            latest = self.store.get_version(name, None)
-            if latest is not None:
-                out.append(views.item(ctx, name, None, latest[1], None))
-            elif include_pending and (op := self.operation(name)) is not None:
-                out.append(views.item(ctx, name, None, None, op))
-        return out
-
-    def list_versions(self, ctx: Ctx, name: str) -> list[Doc]:
-        """The versions of a live certificate, the pending one (disabled, no x5t) included.
-
-        An unknown or soft-deleted name is an empty list, not a 404: the live service answers
-        `200 {"value": [], "nextLink": null}` (Microsoft's SDK recordings).
-        """
-        found = self.store.get_certificate(name)
-        if found is None or found[1]:
-            return []
-        stored = self.store.list_versions(name)
-        out = [views.item(ctx, name, v, d, None) for v, d in stored]
-        op = self.operation(name)
-        if op is not None and op.version not in {v for v, _ in stored}:
-            out.append(views.item(ctx, name, op.version, None, op))
-        return out
 
     def update_certificate(self, ctx: Ctx, name: str, version: str | None, body: UpdateIn) -> Doc:
         imports.refuse_unsupported(body.policy)

@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS operations (name TEXT PRIMARY KEY, request_id TEXT NO
 CREATE TABLE IF NOT EXISTS issuers (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS contacts (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS lifetime_actions (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL, version TEXT NOT NULL, action TEXT NOT NULL, doc TEXT NOT NULL,
+    UNIQUE (name, version, action));
 """
 
 
@@ -42,6 +45,8 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._depth = 0
+        self.generation = 0
+        """Bumped by every committed write: lets a caller cache what it derived from the state."""
 
     def close(self) -> None:
         self._db.close()
@@ -65,6 +70,7 @@ class Store:
             raise
         else:
             self._db.execute("COMMIT")
+            self.generation += 1
         finally:
             self._depth = 0
 
@@ -205,3 +211,29 @@ class Store:
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    # lifetime actions ----------------------------------------------------------------------
+    def lifetime_fired(self, name: str, version: str) -> set[str]:
+        """The lifetime actions already performed for this version."""
+        rows = self._db.execute(
+            "SELECT action FROM lifetime_actions WHERE name = ? AND version = ?", (name, version)
+        )
+        return {r[0] for r in rows}
+
+    def record_lifetime(self, name: str, version: str, action: str, doc: Doc) -> None:
+        """Remember that `action` was performed for this version (once: a repeat is ignored)."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR IGNORE INTO lifetime_actions (name, version, action, doc)"
+                " VALUES (?, ?, ?, ?)",
+                (name, version, action, json.dumps(doc)),
+            )
+
+    def lifetime_records(self, action: str, name: str | None = None) -> list[Doc]:
+        """What was recorded for `action`, oldest first, for one certificate or all."""
+        sql = "SELECT doc FROM lifetime_actions WHERE action = ?"
+        args: tuple[str, ...] = (action,)
+        if name is not None:
+            sql += " AND name = ?"
+            args += (name,)
+        return [json.loads(r[0]) for r in self._db.execute(sql + " ORDER BY seq", args)]

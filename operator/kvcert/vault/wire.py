@@ -186,3 +186,9 @@ class ThrottleIn(_In):
 
     requests: int = Field(ge=0, le=1_000_000)
     retry_after: int = Field(default=1, ge=0, le=3600, alias="retryAfter")
+
+
+class ClockIn(_In):
+    """Management: move the vault's clock forward by `advanceSeconds` (seconds, >= 0)."""
+
+    advance_seconds: float = Field(alias="advanceSeconds", ge=0, allow_inf_nan=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
+from kvcert.vault.imports import import_certificate
+from kvcert.vault.listing import list_certificates, list_versions
 from kvcert.vault.routes.common import RETRY_AFTER, Call, json
 from kvcert.vault.wire import CreateIn, ImportIn, PolicyIn, RestoreIn, UpdateIn
 
@@ -26,7 +28,7 @@ async def create(call: Call) -> Response:
 async def import_(call: Call) -> Response:
     name = call.name()
     body = await call.body(ImportIn)
-    return json(await call.vault.service.import_(call.ctx, name, body))
+    return json(await import_certificate(call.vault.service, call.ctx, name, body))
 
 
 async def get(call: Call) -> Response:
@@ -41,12 +43,12 @@ async def update(call: Call) -> Response:
 
 async def list_(call: Call) -> Response:
     include = call.include_pending()
-    return call.page(call.vault.service.list_certificates(call.ctx, include), "/certificates")
+    return call.page(list_certificates(call.vault.service, call.ctx, include), "/certificates")
 
 
 async def versions(call: Call) -> Response:
     name = call.name()
-    items = call.vault.service.list_versions(call.ctx, name)
+    items = list_versions(call.vault.service, call.ctx, name)
     return call.page(items, f"/certificates/{name}/versions")
 
 
