@@ -84,6 +84,7 @@ CERTIFICATE = CrdKind(
         Column("Secret", ".spec.secretName"),
         # Not type "date": kubectl prints a future date as <invalid>.
         Column("Expires", ".status.certificate.notAfter"),
+        Column("Renewal", ".status.renewalTime"),
         AGE_COLUMN,
     ),
     description="An Azure Key Vault certificate, delivered as a kubernetes.io/tls Secret.",

@@ -58,6 +58,14 @@ class Intent(KvModel):
     marker: str = Field(min_length=1, max_length=64, description="client-chosen, unique")
     action: Literal["create", "import"]
     policy_hash: str | None = Field(default=None, description="digest of the policy created")
+    issuance_hash: str | None = Field(
+        default=None,
+        description="digest of what needs a new version (the policy but lifetimeActions)",
+    )
+    trigger: str | None = Field(
+        default=None,
+        description="why: spec, renewBefore, renew (kvcert.io/renew), retry (kvcert.io/retry)",
+    )
     source_fingerprint: str | None = Field(default=None, description="digest of the import")
     recorded_at: datetime
     previous_request_id: str | None = Field(
@@ -104,6 +112,13 @@ class CertificateInfo(KvModel):
     not_after: datetime | None = None
 
 
+class HandledRequests(KvModel):
+    """The last value of each request annotation acted on: one renewal, one retry per value."""
+
+    renew: str | None = Field(default=None, description="kvcert.io/renew")
+    retry: str | None = Field(default=None, description="kvcert.io/retry")
+
+
 class CertificateStatus(KvModel):
     """What the operator last observed and concluded for a Certificate."""
 
@@ -111,3 +126,13 @@ class CertificateStatus(KvModel):
     conditions: list[Condition] | None = Field(default=None, json_schema_extra=LIST_MAP_BY_TYPE)
     operation: OperationState | None = None
     certificate: CertificateInfo | None = None
+    renewal_time: datetime | None = Field(
+        default=None,
+        description="when kvcert next looks at Key Vault for this certificate: its AutoRenew"
+        " point, its renewBefore point, or its refreshInterval",
+    )
+    handled_requests: HandledRequests | None = None
+    applied_update: str | None = Field(
+        default=None,
+        description="digest of the lifetimeActions and tags last applied to Key Vault in place",
+    )

@@ -24,7 +24,12 @@ from kvcert.keyvault.convert import (
 )
 from kvcert.keyvault.credentials import VaultCredential
 from kvcert.keyvault.errors import BadParameter, OperationNotInProgress, UnexpectedResponse
-from kvcert.keyvault.policy import CertificatePolicySpec, build_policy
+from kvcert.keyvault.policy import (
+    CertificatePolicySpec,
+    LifetimeActionSpec,
+    build_lifetime_actions,
+    build_policy,
+)
 from kvcert.keyvault.retry import RetryPolicy, VaultRateLimiter, parse_retry_after
 from kvcert.keyvault.session import (
     DEFAULT_TIMEOUT,
@@ -261,6 +266,26 @@ class KeyVaultClient:
             content_type=bundle.content_type or "application/x-pkcs12",
             value=bundle.value.get_secret_value(),
         )
+
+    async def update_lifetime_actions(
+        self, name: str, actions: Sequence[LifetimeActionSpec]
+    ) -> None:
+        """PATCH /certificates/{name}/policy with only `lifetime_actions`: Key Vault applies it
+        in place, no new version (REST: UpdateCertificatePolicy). An empty list is sent as one
+        (Key Vault then keeps its default action)."""
+        policy = build_lifetime_actions(actions)
+        await self._session.call(
+            "PATCH", f"/certificates/{_name(name)}/policy", body=policy, idempotent=True
+        )
+
+    async def update_tags(self, name: str, tags: Mapping[str, str]) -> ObservedCertificate:
+        """PATCH /certificates/{name}/ with `tags` (REST: UpdateCertificate; the map replaces
+        the certificate's tags); the latest version, no new one."""
+        body = wire.CertificateUpdateParameters(tags=dict(tags))
+        response = await self._session.call(
+            "PATCH", f"/certificates/{_name(name)}/", body=body, idempotent=True
+        )
+        return certificate_from_wire(parse_model(wire.CertificateBundle, response))
 
     async def delete_certificate(self, name: str) -> ObservedCertificate:
         """Soft delete: the name stays taken until the deletion is purged or recovered."""

@@ -11,8 +11,10 @@ import base64
 import binascii
 import textwrap
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from cryptography import x509
@@ -21,6 +23,7 @@ from kvcert.keyvault import wire
 from kvcert.keyvault.errors import KeyVaultError, KeyVaultHTTPError, UnexpectedResponse, scrub
 from kvcert.reconcile.observed import (
     CallError,
+    LifetimeRule,
     ObservedCertificate,
     ObservedOperation,
     OperationError,
@@ -81,7 +84,31 @@ def certificate_from_wire(bundle: wire.CertificateBundle) -> ObservedCertificate
         der=der,
         pending_id=bundle.pending.id if bundle.pending else None,
         tags=dict(bundle.tags or {}),
+        lifetime_actions=lifetime_rules(bundle.policy),
     )
+
+
+def lifetime_rules(policy: Mapping[str, Any] | None) -> tuple[LifetimeRule, ...] | None:
+    """The policy's `lifetime_actions`, read leniently: an entry that does not parse is left
+    out rather than failing the whole certificate read."""
+    if not isinstance(policy, Mapping) or not isinstance(policy.get("lifetime_actions"), list):
+        return None
+    rules: list[LifetimeRule] = []
+    for item in policy["lifetime_actions"]:
+        trigger = item.get("trigger") if isinstance(item, Mapping) else None
+        action = item.get("action") if isinstance(item, Mapping) else None
+        kind = action.get("action_type") if isinstance(action, Mapping) else None
+        if not isinstance(trigger, Mapping) or not isinstance(kind, str):
+            continue
+        pct, days = trigger.get("lifetime_percentage"), trigger.get("days_before_expiry")
+        rules.append(
+            LifetimeRule(
+                action=kind,
+                lifetime_percentage=pct if isinstance(pct, int) else None,
+                days_before_expiry=days if isinstance(days, int) else None,
+            )
+        )
+    return tuple(rules)
 
 
 def call_error(error: KeyVaultError) -> CallError:

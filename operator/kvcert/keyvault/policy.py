@@ -9,6 +9,7 @@ the resource, not as a 400 after the intent was recorded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import get_args
 
@@ -82,6 +83,25 @@ class CertificatePolicySpec:
             raise ValueError("an issuer name is required (Self, Unknown or a vault issuer)")
 
 
+def lifetime_actions_wire(actions: Sequence[LifetimeActionSpec]) -> list[wire.LifetimeAction]:
+    """The wire form of lifetime actions (REST: `LifetimeAction`)."""
+    return [
+        wire.LifetimeAction(
+            trigger=wire.Trigger(
+                lifetime_percentage=action.lifetime_percentage,
+                days_before_expiry=action.days_before_expiry,
+            ),
+            action=wire.Action.model_validate({"action_type": action.action}),
+        )
+        for action in actions
+    ]
+
+
+def build_lifetime_actions(actions: Sequence[LifetimeActionSpec]) -> wire.CertificatePolicy:
+    """A policy body holding only lifetime actions, for PATCH .../policy."""
+    return wire.CertificatePolicy(lifetime_actions=lifetime_actions_wire(actions))
+
+
 def build_policy(spec: CertificatePolicySpec) -> wire.CertificatePolicy:
     """Translate the plain spec into the body Key Vault expects, leaving out what the spec
     leaves out so the vault applies its own defaults."""
@@ -112,17 +132,7 @@ def build_policy(spec: CertificatePolicySpec) -> wire.CertificatePolicy:
                 "validity_months": spec.validity_months,
             }
         ),
-        lifetime_actions=[
-            wire.LifetimeAction(
-                trigger=wire.Trigger(
-                    lifetime_percentage=action.lifetime_percentage,
-                    days_before_expiry=action.days_before_expiry,
-                ),
-                action=wire.Action.model_validate({"action_type": action.action}),
-            )
-            for action in spec.lifetime_actions
-        ]
-        or None,
+        lifetime_actions=lifetime_actions_wire(spec.lifetime_actions) or None,
         issuer=wire.IssuerParameters(
             name=spec.issuer_name,
             cty=spec.certificate_type,

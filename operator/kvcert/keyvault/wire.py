@@ -131,6 +131,11 @@ class CertificateImportParameters(Request):
         return None if secret is None else secret.get_secret_value()
 
 
+class CertificateUpdateParameters(Request):
+    attributes: CertificateAttributesIn | None = None
+    tags: dict[str, str] | None = None
+
+
 class CertificateMergeParameters(Request):
     x5c: list[str] = Field(min_length=1)
     attributes: CertificateAttributesIn | None = None

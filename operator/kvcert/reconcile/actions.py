@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from kvcert.api.certificate import ContentType, Policy
+from kvcert.api.certificate import ContentType, LifetimeAction, Policy
 from kvcert.api.outputs import OutputFormat
 
 
@@ -111,6 +111,19 @@ class RecoverCertificate:
 
 
 @dataclass(frozen=True)
+class UpdateInPlace:
+    """Apply what Key Vault changes without a new version (issue #15 §3): PATCH .../policy
+    with `lifetime_actions` when not None, then PATCH /certificates/{name}/ with `tags` when
+    not None. `digest` is what status.appliedUpdate records once both succeeded."""
+
+    certificate_name: str
+    digest: str
+    lifetime_actions: tuple[LifetimeAction, ...] | None = None
+    tags: Mapping[str, str] | None = None
+    effect: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
 class ReadSecret:
     """GET the output Secret and report `SecretFacts` (never its data)."""
 
@@ -187,6 +200,7 @@ Action = (
     | MergeChain
     | DeleteCertificate
     | RecoverCertificate
+    | UpdateInPlace
     | ReadSecret
     | ReadMergeSecret
     | ReadImportSecret

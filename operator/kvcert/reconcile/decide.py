@@ -8,7 +8,17 @@ and a requeue hint). There are no side effects here: no I/O, no clock, no random
 
 from __future__ import annotations
 
-from kvcert.reconcile import deletion, operation, pending, readiness, recovery, requests, secret
+from kvcert.reconcile import (
+    deletion,
+    lifecycle,
+    operation,
+    pending,
+    readiness,
+    recovery,
+    requests,
+    secret,
+    updates,
+)
 from kvcert.reconcile.actions import (
     ReadOperation,
 )
@@ -79,6 +89,19 @@ def reconcile(inp: Input) -> Decision:
     # The spec asks for a certificate not yet intended, and nothing is in progress: create.
     if not current.in_progress and operation.needs_create(inp, spec, current):
         return requests.create(inp, spec, current)
+    # A renewal is due (a new kvcert.io/renew value, or spec.renewBefore reached): the next
+    # version is created; the delivered one serves until it is issued.
+    if (trigger := lifecycle.renewal_due(inp, spec, current)) is not None:
+        why = "renewal asked by kvcert.io/renew; " if trigger == "renew" else "renewBefore; "
+        return requests.create(inp, spec, current, why=why, trigger=trigger)
+    # A new kvcert.io/retry value after an operation failed, was cancelled or deleted, a
+    # refused create, or a certificate deleted in Key Vault: create anew.
+    if lifecycle.retry_due(inp, spec, current):
+        why = "retry asked by kvcert.io/retry; "
+        return requests.create(inp, spec, current, why=why, trigger=lifecycle.TRIGGER_RETRY)
+    # lifetimeActions or tags changed: Key Vault applies them in place, no new version.
+    if (decided := updates.update_in_place(inp, spec, current)) is not None:
+        return decided
     # spec.cancel: request cancellation once; a refusal is reported, never retried.
     if (
         spec.cancel
@@ -91,6 +114,11 @@ def reconcile(inp: Input) -> Decision:
         return step("publish the CSR", publish)
     # mergeFrom: merge its chain once per distinct fingerprint, while a merge can succeed.
     if spec.merge_from is not None and (decided := pending.merge(inp, spec, current)) is not None:
+        return decided
+    # The next version is pending, failed or deleted: the delivered one keeps its Secret.
+    if current.status in (OperationStatus.IN_PROGRESS, *UNSUCCESSFUL, OperationStatus.DELETED) and (
+        decided := secret.keep_serving(inp, spec, current)
+    ):
         return decided
     # In progress: wait; poll again after a delay that grows with the operation's age.
     if current.in_progress:
@@ -105,11 +133,9 @@ def reconcile(inp: Input) -> Decision:
     # Failed or cancelled: report, stalled, no retry storm; a spec edit asks for a new attempt.
     if current.status in UNSUCCESSFUL:
         return pending.ended(inp, spec, current)
-    # The operation vanished and was reported earlier: stalled until the spec changes.
+    # The operation vanished and was reported earlier: stalled until kvcert.io/retry or an edit.
     if current.status is OperationStatus.DELETED:
-        message = "the pending operation was deleted out of band; edit the spec to retry"
-        verdict = Verdict(Reason.PENDING_NOT_FOUND, message, stalled=True)
-        return conclude(inp, verdict, current, rung="vanished earlier")
+        return requests.operation_deleted(inp, current)
     # Nothing in flight and nothing to create: keep the Secret in sync with the certificate.
     return secret.deliver(inp, spec, current)
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from kvcert.api.certificate import CertificateSpec
 from kvcert.api.status import OperationError, OperationState
-from kvcert.reconcile import operation, readiness
+from kvcert.reconcile import lifecycle, operation, readiness
 from kvcert.reconcile.actions import Action, Emit
 from kvcert.reconcile.inputs import Input
 from kvcert.reconcile.operation import OperationView
@@ -24,13 +26,22 @@ from kvcert.reconcile.outcomes import (
     Imported,
     Merged,
     Recovered,
+    UpdatedInPlace,
 )
 from kvcert.reconcile.patch import merge_patch_diff
 from kvcert.reconcile.readiness import Verdict
 from kvcert.reconcile.reasons import Reason
 from kvcert.reconcile.schedule import poll_delay
 
-OWNED_KEYS = ("observedGeneration", "conditions", "operation", "certificate")
+OWNED_KEYS = (
+    "observedGeneration",
+    "conditions",
+    "operation",
+    "certificate",
+    "renewalTime",
+    "handledRequests",
+    "appliedUpdate",
+)
 
 
 @dataclass(frozen=True)
@@ -68,12 +79,31 @@ def desired_status(
     """The owned part of status after this reconcile, camelCase, JSON types."""
     state = operation.desired(inp, current, error)
     info = readiness.certificate_info(inp, verdict)
+    renewal, handled, applied = (
+        inp.status.renewal_time,
+        inp.status.handled_requests,
+        inp.status.applied_update,
+    )
+    if isinstance(inp.spec, CertificateSpec):
+        renewal = lifecycle.renewal_time(inp, inp.spec, info)
+        handled = lifecycle.handled(inp, current)
+        applied = lifecycle.applied_update(inp, inp.spec)
     return {
         "observedGeneration": inp.generation,
         "conditions": [item.to_wire() for item in readiness.conditions(inp, verdict)],
         "operation": state.to_wire() if state is not None else None,
         "certificate": info.to_wire() if info is not None else None,
+        "renewalTime": _timestamp(renewal),
+        "handledRequests": handled.to_wire() if handled is not None else None,
+        "appliedUpdate": applied,
     }
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    """RFC 3339 with a Z, as the API server writes times."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def final(
@@ -87,6 +117,7 @@ def final(
     error: OperationError | None = None,
 ) -> Decision:
     """A final decision: the status patch is the difference to the desired status."""
+    verdict = readiness.serving(inp, verdict)
     recorded = inp.status.to_wire()
     have = {key: recorded[key] for key in OWNED_KEYS if key in recorded}
     patch = merge_patch_diff(have, desired_status(inp, verdict, current, error))
@@ -144,6 +175,9 @@ def round_events(inp: Input, current: OperationView) -> list[Emit]:
         events.append(Emit("Warning", Reason.CANCEL_REFUSED, text))
     if inp.last(Merged) is not None:
         events.append(Emit("Normal", Reason.MERGED, f"merged the signed chain into {name}"))
+    if inp.last(UpdatedInPlace) is not None:
+        text = f"applied lifetimeActions and tags to {name} in place (no new version)"
+        events.append(Emit("Normal", Reason.UPDATED, text))
     if (imported := inp.last(Imported)) is not None:
         text = f"imported {name} version {imported.certificate.version}"
         events.append(Emit("Normal", Reason.IMPORTED, text))

@@ -20,6 +20,10 @@ class SecretFacts:
     version: str | None = None
     output_hash: str | None = None
     """The digest of secretTemplate and additionalOutputFormats the Secret was written with."""
+    intact: bool = True
+    """The Secret's data is what the operator wrote: its `kvcert.io/data-hash` annotation (sha256
+    of the data as written) matches, or is absent (written before the annotation existed).
+    False when someone edited the data: the Secret needs rewriting."""
 
     @classmethod
     def absent(cls) -> SecretFacts:
@@ -39,6 +43,12 @@ class SourceFacts:
     chain_pem_length: int = 0
     format: str | None = None
     """`pfx` or `pem` for an import source."""
+    watched: bool = False
+    """Labelled `kvcert.io/source: "true"`: the operator watches it (kvcert.runtime.sourcewatch)
+    and reconciles its readers on every change, so no timed re-check is needed."""
+    leaf_x5t: str | None = None
+    """mergeFrom only: x5t (base64url, no padding, of the SHA-1 of the DER) of the chain's leaf
+    in kvcert.chain's order; None when tls.crt holds no readable chain."""
 
     @classmethod
     def absent(cls) -> SourceFacts:

@@ -64,6 +64,16 @@ class ObservedOperation:
 
 
 @dataclass(frozen=True)
+class LifetimeRule:
+    """One lifetime action of the certificate's policy in Key Vault (REST: `LifetimeAction`):
+    `action` AutoRenew or EmailContacts, exactly one trigger."""
+
+    action: str
+    lifetime_percentage: int | None = None
+    days_before_expiry: int | None = None
+
+
+@dataclass(frozen=True)
 class ObservedCertificate:
     """The current version of a Key Vault certificate (never its private key)."""
 
@@ -77,6 +87,9 @@ class ObservedCertificate:
     der: bytes | None = None
     pending_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    lifetime_actions: tuple[LifetimeRule, ...] | None = None
+    """The policy's lifetime actions as Key Vault holds them (its defaults included); None
+    when the answer carried no policy."""
 
 
 @dataclass(frozen=True)

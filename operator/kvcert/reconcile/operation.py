@@ -109,13 +109,16 @@ def policy_hash(inp: Input, spec: CertificateSpec) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def tags_for(inp: Input) -> dict[str, str]:
-    """Tags on what the operator creates in Key Vault: how it recognises its own later."""
+def tags_for(inp: Input, marker: str | None = None) -> dict[str, str]:
+    """Tags on what the operator creates in Key Vault: spec.tags, then kvcert's own (which win:
+    they are how it recognises its own later). `marker` defaults to this round's."""
+    user = inp.spec.tags if isinstance(inp.spec, CertificateSpec) else None
     return {
+        **(user or {}),
         MANAGED_BY_TAG: MANAGED_BY,
         UID_TAG: inp.meta.uid,
         OWNER_TAG: f"{inp.meta.namespace or ''}/{inp.meta.name}",
-        INTENT_TAG: inp.marker,
+        INTENT_TAG: marker or inp.marker,
     }
 
 
@@ -129,11 +132,29 @@ def is_ours(certificate: ObservedCertificate, meta: ObjectMeta) -> bool:
     )
 
 
+def issuance_hash(inp: Input, spec: CertificateSpec) -> str:
+    """A digest of what only a new version can change: the policy without lifetimeActions,
+    which Key Vault updates in place (PATCH .../policy; issue #15 §3)."""
+    policy = spec.policy.to_wire() if spec.policy is not None else {}
+    policy.pop("lifetimeActions", None)
+    text = json.dumps({"name": inp.certificate_name, "policy": policy}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def same_issuance(inp: Input, spec: CertificateSpec, intent: Intent) -> bool:
+    """The intent asked for the certificate the spec describes (lifetime actions aside). An
+    intent recorded before issuanceHash existed is compared on the whole policy."""
+    if intent.issuance_hash is not None:
+        return intent.issuance_hash == issuance_hash(inp, spec)
+    return intent.policy_hash == policy_hash(inp, spec)
+
+
 def new_intent(
     inp: Input,
     spec: CertificateSpec,
     action: Literal["create", "import"],
     fingerprint: str | None = None,
+    trigger: str | None = None,
 ) -> Intent:
     """An intent for the next create or import, remembering the request it replaces."""
     known = inp.status.operation
@@ -141,7 +162,9 @@ def new_intent(
         generation=inp.generation,
         marker=inp.marker,
         action=action,
+        trigger=trigger,
         policy_hash=policy_hash(inp, spec) if action == "create" else None,
+        issuance_hash=issuance_hash(inp, spec) if action == "create" else None,
         source_fingerprint=fingerprint,
         recorded_at=inp.now.replace(microsecond=0),
         previous_request_id=known.request_id if known is not None else None,
@@ -155,7 +178,7 @@ def needs_create(inp: Input, spec: CertificateSpec, current: OperationView) -> b
         return current.op is None  # an operation adopted without an intent stands for the spec
     if intent.action != "create":
         return True
-    if intent.policy_hash != policy_hash(inp, spec):
+    if not same_issuance(inp, spec, intent):
         return True
     if intent.generation >= inp.generation or spec.cancel:
         return False

@@ -27,6 +27,7 @@ from kvcert.reconcile.actions import (
     ReadSecret,
     RecordIntent,
     RecoverCertificate,
+    UpdateInPlace,
     WriteCsrConfigMap,
     WriteSecret,
 )
@@ -96,6 +97,20 @@ class SecretWritten:
 class OutputRefused:
     """The Secret could not be shaped as asked (the PKCS12 password Secret is missing or empty);
     `error.message` names the Secret and key, never a value."""
+
+    error: CallError
+
+
+@dataclass(frozen=True)
+class UpdatedInPlace:
+    """Key Vault applied lifetimeActions and tags in place; `digest` is what was applied."""
+
+    digest: str
+
+
+@dataclass(frozen=True)
+class UpdateRefused:
+    """Key Vault refused the in-place update as invalid (4xx other than 401/403/404/429)."""
 
     error: CallError
 
@@ -195,6 +210,8 @@ Outcome = (
     | SecretWritten
     | OutputRefused
     | CsrPublished
+    | UpdatedInPlace
+    | UpdateRefused
     | CancelRequested
     | PendingDeleted
     | CertificateDeleted
@@ -270,6 +287,8 @@ def outcome_of(action: Action, result: object) -> Outcome | None:
             )
         case WriteCsrConfigMap():
             return CsrPublished(action.name)
+        case UpdateInPlace():
+            return UpdatedInPlace(action.digest)
         case Emit():
             return None
 
@@ -303,6 +322,10 @@ def _failure(action: Action, error: CallError) -> Outcome | None:
                 return OperationRead(NOT_FOUND)
         case DeletePendingOperation() if status == 404:
             return PendingDeleted()
+        case UpdateInPlace() if status == 404:
+            return CertificateRead(NOT_FOUND)
+        case UpdateInPlace() if status in (400, 409, 422):
+            return UpdateRefused(error)
         case DeleteCertificate() if status == 404:
             return CertificateDeleted()
         case RecoverCertificate() if status == 404:

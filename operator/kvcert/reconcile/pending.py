@@ -113,6 +113,11 @@ def merge(inp: Input, spec: CertificateSpec, current: OperationView) -> Decision
         )
         delay = poll(inp, current) if current.in_progress else SOURCE_RECHECK
         return conclude(inp, verdict, current, rung="merge source unusable", requeue_after=delay)
+    delivered = inp.status.certificate
+    if facts.leaf_x5t is not None and delivered is not None and delivered.x5t == facts.leaf_x5t:
+        # The chain of the version already delivered (a renewal's new CSR needs a new chain):
+        # merging it again could only be refused. Wait for the new chain.
+        return None
     if operation.should_merge(inp, current, facts.fingerprint):
         return step(
             "merge the chain",

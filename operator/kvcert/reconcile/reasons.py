@@ -20,12 +20,17 @@ class Reason(enum.StrEnum):
     MERGED = "Merged"  # the signed chain was merged into the pending operation
     IMPORTED = "Imported"  # the certificate was imported from importFrom
     ISSUED = "Issued"  # the certificate is issued and delivered to the output Secret
+    RENEWING = "Renewing"  # a renewal is in progress; the current version still serves
+    RENEWED = "Renewed"  # a new version replaced the previous one in the output Secret
+    UPDATED = "Updated"  # lifetimeActions or tags were applied in Key Vault in place
+    SECRET_RESTORED = "SecretRestored"  # noqa: S105 - the output Secret was rebuilt after a loss or edit
     RECOVERING = "Recovering"  # the soft-deleted name is being recovered (onSoftDeleted: Recover)
     RECOVERED = "Recovered"  # the soft-deleted certificate was recovered; the request goes on
     # the operation ended without a certificate
     OPERATION_FAILED = "OperationFailed"  # the issuer failed or rejected the request
     OPERATION_CANCELLED = "OperationCancelled"  # the request was cancelled
-    PENDING_NOT_FOUND = "PendingNotFound"  # the pending operation was deleted out of band
+    OPERATION_DELETED = "OperationDeleted"  # the pending operation was deleted out of band
+    EXPIRED = "Expired"  # the delivered version is past notAfter and no newer one was issued
     # refusals that need a human
     INVALID_SPEC = "InvalidSpec"  # the spec does not satisfy the resource's rules
     CONFLICT = "Conflict"  # a pending operation that is not ours blocks the create or import
@@ -41,6 +46,9 @@ class Reason(enum.StrEnum):
     KEY_NOT_EXPORTABLE = "KeyNotExportable"  # an additional output needs a non-exportable key
     OUTPUT_REFUSED = "OutputRefused"  # an output format cannot be built (PKCS12 password missing)
     CERTIFICATE_MISSING = "CertificateMissing"  # the operation completed but no certificate
+    SECRET_MISSING = "SecretMissing"  # noqa: S105 - the output Secret is gone; being rebuilt
+    SECRET_MISMATCH = "SecretMismatch"  # noqa: S105 - the output Secret was edited; being rebuilt
+    UPDATE_REFUSED = "UpdateRefused"  # Key Vault refused the in-place update of policy or tags
     NOT_OWNED = "NotOwned"  # the Key Vault certificate is not managed by this resource
     # waiting on something outside
     VAULT_NOT_READY = "VaultNotReady"  # the referenced KeyVault is missing or not Ready
@@ -49,7 +57,7 @@ class Reason(enum.StrEnum):
     ACCESS_DENIED = "AccessDenied"  # the credentials may not do this; retried with backoff
     # deletion
     PENDING_DELETED = "PendingDeleted"  # the pending operation was deleted (DeletePending)
-    CERTIFICATE_DELETED = "CertificateDeleted"  # the certificate was soft-deleted (Delete)
+    CERTIFICATE_DELETED = "CertificateDeleted"  # soft-deleted (deletionPolicy Delete, or by hand)
     VAULT_MISSING = "VaultMissing"  # the vault is gone: nothing could be cleaned up in it
 
 
@@ -64,6 +72,10 @@ NORMAL = frozenset(
         Reason.MERGED,
         Reason.IMPORTED,
         Reason.ISSUED,
+        Reason.RENEWING,
+        Reason.RENEWED,
+        Reason.UPDATED,
+        Reason.SECRET_RESTORED,
         Reason.RECOVERING,
         Reason.RECOVERED,
         Reason.PENDING_DELETED,

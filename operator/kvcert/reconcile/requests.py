@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from kvcert.api.certificate import CertificateSpec
 from kvcert.api.status import OperationError, OperationState
-from kvcert.reconcile import operation, readiness, secret
+from kvcert.reconcile import lifecycle, operation, readiness, secret
 from kvcert.reconcile.actions import (
     CreateCertificate,
     Emit,
@@ -86,25 +86,29 @@ def intent_step(
     fingerprint: str | None = None,
     events: Sequence[Emit] = (),
     why: str = "",
+    trigger: str | None = None,
 ) -> Decision:
-    """Record the intent (one status write, with Issuing conditions), then act."""
+    """Record the intent (one status write, with Issuing conditions), then act. `trigger`
+    (lifecycle.TRIGGER_*) says why: a renewal keeps Ready while the current version serves."""
     kind: Literal["create", "import"] = (
         "create" if isinstance(intent_action, CreateCertificate) else "import"
     )
-    intent = operation.new_intent(inp, spec, kind, fingerprint)
-    verdict = Verdict(
-        Reason.ISSUING, f"{why}asking Key Vault to {kind} {inp.certificate_name}", issuing=True
-    )
+    intent = operation.new_intent(inp, spec, kind, fingerprint, trigger)
+    renewing = trigger in (lifecycle.TRIGGER_RENEW, lifecycle.TRIGGER_RENEW_BEFORE)
+    reason = Reason.RENEWING if renewing else Reason.ISSUING
+    message = f"{why}asking Key Vault to {kind} {inp.certificate_name}"
+    verdict = readiness.serving(inp, Verdict(reason, message, issuing=True))
     recorded = inp.status.to_wire()
-    have: dict[str, Any] = {
-        key: recorded[key]
-        for key in ("observedGeneration", "conditions", "operation")
-        if key in recorded
-    }
+    keys = ("observedGeneration", "conditions", "operation", "handledRequests", "appliedUpdate")
+    have: dict[str, Any] = {key: recorded[key] for key in keys if key in recorded}
+    handled = lifecycle.handled_after_create(inp)
     want = {
         "observedGeneration": inp.generation,
         "conditions": [item.to_wire() for item in readiness.conditions(inp, verdict)],
         "operation": operation.intent_only(intent).to_wire(),
+        "handledRequests": handled.to_wire() if handled is not None else None,
+        # The create sends the lifetime actions and tags: nothing is left to apply in place.
+        "appliedUpdate": lifecycle.update_digest(spec) if kind == "create" else None,
     }
     patch = merge_patch_diff(have, want)
     return step(f"record the intent, then {kind}", *events, RecordIntent(patch), intent_action)
@@ -120,15 +124,18 @@ def create(
     inp: Input,
     spec: CertificateSpec,
     current: OperationView,
+    *,
     events: Sequence[Emit] = (),
     why: str = "",
+    trigger: str = lifecycle.TRIGGER_SPEC,
 ) -> Decision:
     """A new create for the spec: intent first, never while spec.cancel is true."""
     if spec.cancel:
         message = "spec.cancel is true: no new request is made until it is false"
         verdict = Verdict(Reason.OPERATION_CANCELLED, message, stalled=True)
         return conclude(inp, verdict, current, rung="cancel asked, nothing to create")
-    return intent_step(inp, spec, create_action(inp, spec), events=events, why=why)
+    action = create_action(inp, spec)
+    return intent_step(inp, spec, action, events=events, why=why, trigger=trigger)
 
 
 def unresolved_create(inp: Input, spec: CertificateSpec, current: OperationView) -> Decision | None:
@@ -156,7 +163,7 @@ def unresolved_create(inp: Input, spec: CertificateSpec, current: OperationView)
         )
     if current.op is not None:
         return None  # the intent's create happened: adopted, the ladder follows it
-    if intent.policy_hash != operation.policy_hash(inp, spec):
+    if not operation.same_issuance(inp, spec, intent):
         return None  # the spec changed since: the create rung records a new intent
     if inp.last(Conflict) is not None or inp.last(Created) is not None:
         # Asked once in this round already: never a second create from the same reconcile.
@@ -176,8 +183,10 @@ def unresolved_create(inp: Input, spec: CertificateSpec, current: OperationView)
 
 
 def vanished(inp: Input, spec: CertificateSpec, current: OperationView) -> Decision:
-    """The followed operation is gone (404): a certificate it completed is delivered, else the
-    loss is reported and the spec's certificate requested anew (unless cancel is asked)."""
+    """The followed operation is gone (404): a certificate it completed is delivered; else the
+    loss is reported and nothing is created by itself (for a paid CA a create is a new order,
+    and deleting the pending object is how a person clears it): kvcert.io/retry or a spec edit
+    asks anew (issue #15 §5)."""
     cert = inp.certificate
     if cert is None:
         return step(
@@ -192,12 +201,18 @@ def vanished(inp: Input, spec: CertificateSpec, current: OperationView) -> Decis
         and operation.is_ours(cert, inp.meta)
     ):
         return secret.deliver(inp, spec, current)
-    message = f"the pending operation {current.request_id} was deleted out of band"
-    warning = Emit("Warning", Reason.PENDING_NOT_FOUND, message)
-    if spec.cancel:
-        verdict = Verdict(Reason.PENDING_NOT_FOUND, message, stalled=True)
-        return conclude(inp, verdict, current, rung="vanished, cancel asked")
-    return create(inp, spec, current, events=(warning,), why=f"{message}; ")
+    return operation_deleted(inp, current)
+
+
+def operation_deleted(inp: Input, current: OperationView) -> Decision:
+    """OperationDeleted: stalled, one Warning event, no new create until asked."""
+    message = (
+        f"the pending operation {current.request_id or ''} of {inp.certificate_name} was"
+        " deleted out of band; set the annotation kvcert.io/retry (any new value) or edit the"
+        " spec to create anew"
+    )
+    verdict = Verdict(Reason.OPERATION_DELETED, message, stalled=True)
+    return conclude(inp, verdict, current, rung="operation deleted")
 
 
 def import_source(inp: Input, spec: CertificateSpec, current: OperationView) -> Decision:
@@ -218,7 +233,8 @@ def import_source(inp: Input, spec: CertificateSpec, current: OperationView) -> 
             else f"Secret {source.secret_name} holds neither a PFX nor a PEM certificate and key"
         )
         verdict = Verdict(reason, message, stalled=facts.exists)
-        delay = backoff(0, inp.jitter, SOURCE_RECHECK)
+        # A Secret labelled kvcert.io/source is watched: its next change reconciles at once.
+        delay = None if facts.watched else backoff(0, inp.jitter, SOURCE_RECHECK)
         return conclude(inp, verdict, current, rung="import source unusable", requeue_after=delay)
     action = ImportCertificate(
         inp.certificate_name,

@@ -15,17 +15,27 @@ from datetime import datetime
 
 from kvcert.api.certificate import CertificateSpec, ContentType
 from kvcert.api.outputs import KEY_FORMATS
-from kvcert.reconcile import readiness
-from kvcert.reconcile.actions import ReadCertificate, ReadSecret, WriteSecret
+from kvcert.api.status import CertificateInfo
+from kvcert.reconcile import lifecycle, readiness
+from kvcert.reconcile.actions import Emit, ReadCertificate, ReadSecret, RecordIntent, WriteSecret
+from kvcert.reconcile.conditions import find
 from kvcert.reconcile.decision import Decision, conclude, step
 from kvcert.reconcile.facts import SecretFacts
 from kvcert.reconcile.inputs import Input
-from kvcert.reconcile.observed import ObservedCertificate
+from kvcert.reconcile.observed import NOT_FOUND, ObservedCertificate
 from kvcert.reconcile.operation import OperationView
-from kvcert.reconcile.outcomes import Imported, Merged, OutputRefused, SecretConflict
+from kvcert.reconcile.outcomes import (
+    Imported,
+    Merged,
+    OutputRefused,
+    SecretConflict,
+    SecretWritten,
+    StatusWritten,
+)
+from kvcert.reconcile.patch import merge_patch_diff
 from kvcert.reconcile.readiness import Verdict
 from kvcert.reconcile.reasons import Reason
-from kvcert.reconcile.schedule import backoff, renewal_check_at, renewal_delay
+from kvcert.reconcile.schedule import backoff
 
 
 def conflict(spec: CertificateSpec) -> Verdict:
@@ -72,6 +82,7 @@ def _current(facts: SecretFacts, x5t: str | None, digest: str | None) -> bool:
     return (
         facts.exists
         and facts.ours
+        and facts.intact
         and x5t is not None
         and facts.x5t == x5t
         and (facts.output_hash == digest)
@@ -117,48 +128,174 @@ def holds(inp: Input, spec: CertificateSpec, x5t: str | None) -> bool | None:
     return _current(facts, x5t, output_hash(spec))
 
 
-def renewal_check(inp: Input, spec: CertificateSpec) -> datetime | None:
-    """When to look for the version Key Vault renews by itself (policy AutoRenew)."""
-    cert = inp.certificate
-    if isinstance(cert, ObservedCertificate):
-        not_before, not_after = cert.not_before, cert.not_after
-    elif inp.status.certificate is not None:
-        not_before = inp.status.certificate.not_before
-        not_after = inp.status.certificate.not_after
-    else:
+def _look_due(inp: Input, spec: CertificateSpec) -> bool:
+    """status.renewalTime has come: look at Key Vault (a renewed or replaced version). A status
+    written before renewalTime existed is judged by the AutoRenew point of the spec's policy."""
+    due = inp.status.renewal_time
+    if due is None and (info := inp.status.certificate) is not None:
+        rules = (
+            lifecycle.rules_of(spec, None) if spec.policy and spec.policy.lifetime_actions else ()
+        )
+        at = lifecycle.vault_renews_at(rules, info.not_before, info.not_after)
+        due = at + lifecycle.RENEWAL_MARGIN if at is not None else None
+    return due is not None and due <= inp.now
+
+
+def _expired(not_after: datetime | None, now: datetime) -> bool:
+    return not_after is not None and not_after <= now
+
+
+def _loss(inp: Input, spec: CertificateSpec, recorded_x5t: str) -> Verdict | None:
+    """Why our Secret no longer holds the delivered version: deleted, or edited (its data no
+    longer matches the digest kvcert wrote, or another version's labels). None: not a loss
+    (someone else's Secret: a conflict; only the output shape changed: a plain rewrite)."""
+    facts = inp.secret
+    if facts is None or inp.status.observed_generation != inp.generation:
+        return None  # a spec edit (a new secretName, say) is not a loss
+    if not facts.exists:
+        message = f"Secret {spec.secret_name} was deleted; rebuilding it from Key Vault"
+        return Verdict(Reason.SECRET_MISSING, message)
+    if not facts.ours:
         return None
-    actions = spec.policy.lifetime_actions if spec.policy is not None else None
-    return renewal_check_at(not_before, not_after, actions)
+    if not facts.intact or facts.x5t != recorded_x5t:
+        message = f"Secret {spec.secret_name} was edited; rebuilding it from Key Vault"
+        return Verdict(Reason.SECRET_MISMATCH, message)
+    return None
+
+
+def _report_loss(inp: Input, verdict: Verdict, then: ReadCertificate | WriteSecret) -> Decision:
+    """Ready False with the loss's reason on record (one status write, one Warning) before the
+    rebuild: if the rebuild cannot happen now, status already says why."""
+    recorded = inp.status.to_wire()
+    have = {"conditions": recorded.get("conditions")}
+    want = {"conditions": [item.to_wire() for item in readiness.conditions(inp, verdict)]}
+    warning = Emit("Warning", verdict.reason, verdict.message)
+    return step(
+        f"secret: {verdict.reason}", warning, RecordIntent(merge_patch_diff(have, want)), then
+    )
+
+
+def keep_serving(inp: Input, spec: CertificateSpec, current: OperationView) -> Decision | None:
+    """While the next version is pending, failed or deleted, the delivered one keeps its
+    Secret: lost or edited, it is rebuilt from that version (one Secret GET per round, only
+    for a certificate that has a delivered version and an operation that is not completed)."""
+    delivered = inp.status.certificate
+    if delivered is None or not delivered.x5t or not delivered.version or spec.import_from:
+        return None
+    if inp.last(SecretWritten) is not None:
+        return None
+    facts = inp.secret
+    if facts is None:
+        return step("check the Secret of the serving version", ReadSecret(spec.secret_name))
+    if holds(inp, spec, delivered.x5t) or (facts.exists and not facts.ours):
+        return None
+    serving = ObservedCertificate(
+        id=delivered.id or "",
+        version=delivered.version,
+        enabled=True,
+        x5t=delivered.x5t,
+        serial_number=delivered.serial_number,
+        not_before=delivered.not_before,
+        not_after=delivered.not_after,
+    )
+    write = next_step(inp, spec, serving)
+    if not isinstance(write, WriteSecret):
+        return None
+    loss = _loss(inp, spec, delivered.x5t)
+    if loss is not None and inp.last(StatusWritten) is None:
+        return _report_loss(inp, loss, write)
+    return step("rebuild the Secret of the serving version", write)
+
+
+def _in_sync(
+    inp: Input, spec: CertificateSpec, current: OperationView, info: CertificateInfo
+) -> Decision:
+    """The Secret holds the delivered version: Ready until notAfter, then Expired; come back at
+    the next look (status.renewalTime) or at notAfter, whichever is first."""
+    delay = _next_round(inp, spec, info)
+    stalled = find(inp.status.conditions, readiness.STALLED)
+    if stalled is not None and stalled.reason == Reason.CERTIFICATE_DELETED.value:
+        # Reported at the last look; only kvcert.io/retry or a new version ends it.
+        verdict = Verdict(Reason.CERTIFICATE_DELETED, stalled.message, stalled=True)
+        return conclude(inp, verdict, current, rung="certificate deleted earlier")
+    if _expired(info.not_after, inp.now):
+        message = (
+            f"certificate version {info.version} in Secret {spec.secret_name} expired at"
+            f" {info.not_after:%Y-%m-%dT%H:%M:%SZ} and no newer version was issued"
+        )
+        verdict = Verdict(Reason.EXPIRED, message)
+        return conclude(inp, verdict, current, rung="expired", requeue_after=delay)
+    if (problem := output_problem(inp, spec)) is not None:
+        return conclude(inp, problem, current, rung="output format unavailable")
+    verdict = Verdict(
+        Reason.ISSUED,
+        f"certificate version {info.version} is in Secret {spec.secret_name}",
+        ready=True,
+    )
+    return conclude(inp, verdict, current, rung="in sync", requeue_after=delay)
+
+
+def _next_round(inp: Input, spec: CertificateSpec, info: CertificateInfo) -> float | None:
+    """Seconds until the next look (status.renewalTime) or the expiry, whichever is first."""
+    times = [lifecycle.renewal_time(inp, spec, info)]
+    if info.not_after is not None and info.not_after > inp.now:
+        times.append(info.not_after)
+    due = [item for item in times if item is not None]
+    if not due:
+        return None
+    return round(max((min(due) - inp.now).total_seconds(), 1.0), 3)
+
+
+def _info(cert: ObservedCertificate) -> CertificateInfo:
+    return CertificateInfo(
+        id=cert.id,
+        version=cert.version,
+        x5t=cert.x5t,
+        serial_number=cert.serial_number,
+        not_before=cert.not_before,
+        not_after=cert.not_after,
+    )
 
 
 def deliver(inp: Input, spec: CertificateSpec, current: OperationView) -> Decision:
     """Completed: make the output Secret hold the issued version, then say Ready.
 
     A certificate already delivered costs one Secret GET and no Key Vault call, unless its
-    AutoRenew point has passed: then the certificate is read to pick up the renewed version.
+    next look (status.renewalTime) has come: then the certificate is read to pick up a renewed
+    version. A lost or edited Secret is rebuilt from the delivered version, no new create.
     """
     cert = inp.certificate
     fresh = current.op is not None or inp.last(Merged) is not None or inp.last(Imported) is not None
     recorded = inp.status.certificate
-    check_at = renewal_check(inp, spec)
-    renewal_due = check_at is not None and check_at <= inp.now
-    if cert is None and not fresh and not renewal_due and recorded is not None and recorded.x5t:
-        held = holds(inp, spec, recorded.x5t)
+    delivered = recorded if recorded is not None and recorded.x5t else None
+    if cert is None and not fresh and not _look_due(inp, spec) and delivered is not None:
+        held = holds(inp, spec, delivered.x5t)
         if held is None:
             return step("check the Secret", ReadSecret(spec.secret_name))
         if held:
-            if (problem := output_problem(inp, spec)) is not None:
-                return conclude(inp, problem, current, rung="output format unavailable")
-            verdict = Verdict(
-                Reason.ISSUED,
-                f"certificate version {recorded.version} is in Secret {spec.secret_name}",
-                ready=True,
-            )
-            delay = renewal_delay(check_at, inp.now, inp.jitter)
-            return conclude(inp, verdict, current, rung="in sync", requeue_after=delay)
+            return _in_sync(inp, spec, current, delivered)
+        loss = _loss(inp, spec, delivered.x5t or "")
+        if loss is not None and inp.last(StatusWritten) is None:
+            return _report_loss(inp, loss, ReadCertificate(inp.certificate_name))
     if cert is None:
         return step("read the issued certificate", ReadCertificate(inp.certificate_name))
-    if not isinstance(cert, ObservedCertificate) or not cert.enabled or cert.x5t is None:
+    if cert == NOT_FOUND and delivered is not None:
+        message = (
+            f"the certificate {inp.certificate_name} was deleted in Key Vault; Secret"
+            f" {spec.secret_name} keeps version {delivered.version}; set the annotation"
+            " kvcert.io/retry (any new value) to create it anew"
+        )
+        verdict = Verdict(Reason.CERTIFICATE_DELETED, message, stalled=True)
+        return conclude(inp, verdict, current, rung="certificate deleted out of band")
+    usable = isinstance(cert, ObservedCertificate) and cert.enabled and cert.x5t is not None
+    if not usable and delivered is not None and not fresh:
+        # The look found no usable newer version (a renewal still pending): keep serving.
+        held = holds(inp, spec, delivered.x5t)
+        if held is None:
+            return step("check the Secret", ReadSecret(spec.secret_name))
+        if held:
+            return _in_sync(inp, spec, current, delivered)
+    if not isinstance(cert, ObservedCertificate) or not usable:
         message = f"Key Vault has no issued version of {inp.certificate_name}"
         verdict = Verdict(Reason.CERTIFICATE_MISSING, message, stalled=True)
         return conclude(inp, verdict, current, rung="certificate missing")
@@ -168,10 +305,15 @@ def deliver(inp: Input, spec: CertificateSpec, current: OperationView) -> Decisi
         return conclude(inp, nxt, current, rung=f"secret: {nxt.reason}", requeue_after=delay)
     if nxt is not None:
         return step("deliver to the Secret", nxt)
-    delay = renewal_delay(renewal_check(inp, spec), inp.now, inp.jitter)
+    info = _info(cert)
+    delay = _next_round(inp, spec, info)
     if (problem := output_problem(inp, spec)) is not None:
         # The Secret holds this version (without the impossible formats): record it.
         problem = replace(problem, certificate=cert)
         return conclude(inp, problem, current, rung="output format unavailable")
+    if _expired(cert.not_after, inp.now):
+        message = f"certificate version {cert.version} expired at {cert.not_after}"
+        verdict = Verdict(Reason.EXPIRED, message, certificate=cert)
+        return conclude(inp, verdict, current, rung="issued, expired", requeue_after=delay)
     verdict = readiness.issued(cert, spec.secret_name)
     return conclude(inp, verdict, current, rung="issued", requeue_after=delay)

@@ -54,6 +54,7 @@ def test_certificate_crd_names_columns_and_subresources() -> None:
         "Issuer": ".spec.policy.issuer.name",
         "Secret": ".spec.secretName",
         "Expires": ".status.certificate.notAfter",
+        "Renewal": ".status.renewalTime",
         "Age": ".metadata.creationTimestamp",
     }
 

@@ -143,9 +143,9 @@ CASES = [
     ),
     pytest.param(
         make(body(ready_status()), secret=SecretFacts.absent()),
-        ["ReadCertificate"],
+        ["Emit", "RecordIntent", "ReadCertificate"],
         None,
-        id="reads the certificate to restore a deleted Secret",
+        id="says SecretMissing, then reads the certificate to restore a deleted Secret",
     ),
     pytest.param(
         make(body({"operation": {"intent": intent()}})),
@@ -260,9 +260,9 @@ CASES = [
     ),
     pytest.param(
         make(body(IN_PROGRESS), operation=NOT_FOUND, certificate=NOT_FOUND),
-        ["Emit", "RecordIntent", "CreateCertificate"],
-        None,
-        id="reports a vanished operation and creates anew",
+        ["Emit"],
+        ("False", "OperationDeleted"),
+        id="reports a vanished operation and creates nothing by itself",
     ),
     pytest.param(
         make(body(IN_PROGRESS), operation=NOT_FOUND, certificate=cert()),
@@ -273,7 +273,7 @@ CASES = [
     pytest.param(
         make(body(IN_PROGRESS, cancel=True), operation=NOT_FOUND, certificate=NOT_FOUND),
         ["Emit"],
-        ("False", "PendingNotFound"),
+        ("False", "OperationDeleted"),
         id="does not recreate a vanished operation when cancel is asked",
     ),
     pytest.param(
@@ -372,7 +372,10 @@ def test_completion_writes_certificate_and_ready_together() -> None:
     assert patch["operation"]["status"] == "completed"
     assert patch["certificate"]["version"] == "v1"
     assert patch["certificate"]["x5t"] == "x5t-1"
-    assert decision.requeue_after is None
+    # The next round is the renewal check (Key Vault's default AutoRenew at 80 %), a schedule.
+    assert patch["renewalTime"] is not None
+    assert decision.requeue_after is not None
+    assert decision.requeue_after > 86400
     assert events(decision) == [("Normal", "Issued")]
 
 

@@ -91,7 +91,7 @@ def test_a_renewed_version_is_recorded_with_an_event() -> None:
     )
     decision = reconcile(inp.with_outcome(SecretWritten("x5t-2", "v2")))
     assert decision.status_patch["certificate"]["version"] == "v2"
-    assert [(e.type, e.reason) for e in decision.events] == [("Normal", "Issued")]
+    assert [(e.type, e.reason) for e in decision.events] == [("Normal", "Renewed")]
 
 
 def test_not_renewed_yet_looks_again_within_hours_not_seconds() -> None:
