@@ -20,7 +20,8 @@ from cryptography.x509.oid import NameOID
 
 from kvcert.keyvault import KeyVaultClient, RetryPolicy, StaticToken, VaultRateLimiter
 
-EXAMPLES = Path("/work/shared/reference/keyvault-api/7.5/examples")
+# ../shared beside the repository (the brief's layout), never one machine's absolute path.
+EXAMPLES = Path(__file__).resolve().parents[4] / "shared/reference/keyvault-api/7.5/examples"
 VAULT = "https://kv.vault.local:8443"
 TOKEN = "s3cret-token-value"
 RESOURCE = "https://vault.local:8443"

@@ -20,6 +20,7 @@ from kvcert.keyvault import (
     make_ssl_context,
 )
 from kvcert.keyvault import errors as e
+from kvcert.keyvault.policy import LifetimeActionSpec
 from kvcert.reconcile.observed import OperationStatus
 
 from .conftest import TOKEN, VAULT, FakeVault, error, example
@@ -208,6 +209,43 @@ async def test_get_certificate_latest_uses_the_trailing_slash(
         latest = await client.get_certificate("web")
         pinned = await client.get_certificate("web", "v1")
     assert latest == pinned
+
+
+async def test_lifetime_actions_are_patched_into_the_policy_alone(
+    vault: FakeVault, make_client: Make
+) -> None:
+    vault.on("PATCH /certificates/web/policy", httpx.Response(200, json={"id": "x"}))
+    rule = LifetimeActionSpec("AutoRenew", days_before_expiry=30)
+    async with make_client() as client:
+        await client.update_lifetime_actions("web", [rule])
+    sent = json.loads(vault.requests[-1].content)
+    assert sent == {
+        "lifetime_actions": [
+            {"trigger": {"days_before_expiry": 30}, "action": {"action_type": "AutoRenew"}}
+        ]
+    }
+
+
+async def test_tags_are_patched_on_the_certificate(vault: FakeVault, make_client: Make) -> None:
+    body = example("GetCertificate")["responses"]["200"]["body"]
+    vault.on("PATCH /certificates/web/", httpx.Response(200, json=body))
+    async with make_client() as client:
+        updated = await client.update_tags("web", {"team": "a", "managed-by": "kvcert"})
+    assert json.loads(vault.requests[-1].content) == {"tags": {"team": "a", "managed-by": "kvcert"}}
+    assert updated.version
+
+
+async def test_a_certificate_read_carries_its_lifetime_actions(
+    vault: FakeVault, make_client: Make
+) -> None:
+    body = example("GetCertificate")["responses"]["200"]["body"]
+    vault.on("GET /certificates/web/", httpx.Response(200, json=body))
+    async with make_client() as client:
+        got = await client.get_certificate("web")
+    policy = body.get("policy") or {}
+    expected = len(policy.get("lifetime_actions") or [])
+    assert got.lifetime_actions is not None
+    assert len(got.lifetime_actions) == expected
 
 
 async def test_missing_certificate(vault: FakeVault, make_client: Make) -> None:
