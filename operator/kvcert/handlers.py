@@ -5,15 +5,24 @@ Only low-level `on.event` handlers are used, so kopf writes no progress or diff-
 annotations of its own (DESIGN §5's write budget). A Certificate is reconciled when it is first
 seen (start-up lists every object: a restart re-derives everything), when its spec changed
 (generation ahead of status.observedGeneration), when it is being deleted, and again after the
-delay a decision asks for (polling an operation in progress, backing off after a failure).
-Echoes of the operator's own status writes are skipped. An idle, Ready certificate holds no
-timer and costs nothing.
+delay a decision asks for (polling an operation in progress, backing off after a failure;
+kvcert.runtime.schedule, in the operator's clock time). Echoes of the operator's own status
+writes are skipped. An idle, Ready certificate holds no timer and costs nothing.
+
+Outputs and sources are level-triggered too, through two watches on Secrets, each narrowed by a
+server-side label selector (never every Secret in the cluster, DESIGN §5):
+- output Secrets (`app.kubernetes.io/managed-by=kvcert,kvcert.io/certificate`, kopf's watch):
+  a deleted one, or one whose data no longer matches its `kvcert.io/data-hash`, reconciles its
+  Certificate now; the echo of the operator's own write is intact and costs no API call;
+- source Secrets labelled `kvcert.io/source=true` (kvcert.runtime.sourcewatch): any change
+  reconciles the Certificates whose mergeFrom/importFrom names them (kvcert.runtime.index).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -22,15 +31,23 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
+from kvcert.api.lifecycle import RENEW_ANNOTATION, RETRY_ANNOTATION
 from kvcert.runtime import kube as kube_api
+from kvcert.runtime.clock import Clock
 from kvcert.runtime.events import EventRecorder
+from kvcert.runtime.index import CertificateIndex
 from kvcert.runtime.loop import Context, reconcile_certificate
 from kvcert.runtime.probe import probe_vault
 from kvcert.runtime.readiness import ListFailed, ListProbe, Readiness, watched_lists
+from kvcert.runtime.schedule import Requeues
 from kvcert.runtime.settings import OperatorSettings
+from kvcert.runtime.sources import intact
+from kvcert.runtime.sourcewatch import SourceWatch
 from kvcert.runtime.vaults import VaultClients
 
 log = logging.getLogger("kvcert.handlers")
+RETRY_READ_DELAY = 30.0
+"""Seconds before a scheduled reconcile that could not read its Certificate tries again."""
 
 
 @kopf.on.startup()
@@ -41,17 +58,35 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # The resources are known: no watch on CRDs and namespaces, hence no RBAC for them (#13).
     settings.scanning.disabled = True
     settings.watching.server_timeout = 300
+    select_output_secrets(settings)
     settings.networking.request_timeout = 60
     # Kubernetes calls run in threads; the default pool (cores + 4) queues them under load.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     api = kube_api.load_api_client()
     kube = kube_api.Kube(api)
-    memo.context = Context(kube=kube, vaults=VaultClients(kube, ours), events=EventRecorder(api))
-    memo.requeues = {}
+    clock = Clock(ours.clock_file)
+    memo.context = Context(
+        kube=kube, vaults=VaultClients(kube, ours), events=EventRecorder(api), clock=clock
+    )
+    memo.index = CertificateIndex()
+    memo.requeues = Requeues(clock, functools.partial(_requeue, memo))
+    memo.requeues.start()
+    memo.clock_task = None
+    if ours.clock_file is not None:  # test-only: follow the clock file, re-evaluate deadlines
+        log.warning("test clock in use: offset from %s", ours.clock_file)
+        memo.clock_task = asyncio.create_task(clock.follow(memo.requeues.wake))
+    memo.sources = SourceWatch(api, ours.namespaces, functools.partial(_source_changed, memo))
+    memo.sources.start()
     memo.readiness = None
     if ours.readiness:
         memo.readiness = Readiness(watched_lists(ours.namespaces), _list_probe(kube))
         await memo.readiness.serve(ours.readiness)
+
+
+def select_output_secrets(settings: kopf.OperatorSettings) -> None:
+    """kopf's watch on core v1 Secrets asks the API server for output Secrets only (the labels
+    WriteSecret puts on them): a server-side selector, so no other Secret ever reaches us."""
+    settings.watching.label_selectors["v1", "secrets"] = kube_api.OUTPUT_SELECTOR
 
 
 def _list_probe(kube: kube_api.Kube) -> ListProbe:
@@ -66,8 +101,10 @@ def _list_probe(kube: kube_api.Kube) -> ListProbe:
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    for handle in memo.requeues.values():
-        handle.cancel()
+    await memo.requeues.close()
+    if memo.get("clock_task") is not None:
+        memo.clock_task.cancel()
+    await memo.sources.close()
     if memo.get("readiness") is not None:
         await memo.readiness.close()
     await memo.context.vaults.close()
@@ -81,18 +118,34 @@ def _needs_reconcile(event_type: str | None, body: Mapping[str, Any]) -> bool:
     meta, status = body.get("metadata", {}), body.get("status") or {}
     if meta.get("deletionTimestamp"):
         return True
+    if _request_pending(meta, status):
+        return True
     return bool(meta.get("generation") != status.get("observedGeneration"))
+
+
+def _request_pending(meta: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """A request annotation (kvcert.io/renew, kvcert.io/retry) has a value not acted on yet:
+    annotations change no generation, so this is how such an edit reaches reconcile (#15)."""
+    annotations = meta.get("annotations") or {}
+    handled = status.get("handledRequests") or {}
+    return any(
+        annotations.get(key) and annotations.get(key) != handled.get(field)
+        for key, field in ((RENEW_ANNOTATION, "renew"), (RETRY_ANNOTATION, "retry"))
+    )
 
 
 async def _run(
     memo: kopf.Memo, namespace: str, name: str, uid: str, body: Mapping[str, Any]
 ) -> None:
-    """Reconcile under the object's lock, then schedule the next round if one is asked for."""
+    """Reconcile under the object's lock, then schedule the next round if one is asked for.
+
+    The pending requeue is cancelled once the lock is held: this round supersedes it. One asked
+    for while this round runs (a Secret event) is kept when it is earlier than this round's."""
     ctx: Context = memo.context
-    requeues: dict[str, asyncio.TimerHandle] = memo.requeues
-    if (pending := requeues.pop(uid, None)) is not None:
-        pending.cancel()
+    requeues: Requeues = memo.requeues
+    memo.index.remember(body)
     async with ctx.lock(uid):
+        requeues.cancel(uid)
         try:
             delay = await reconcile_certificate(ctx, body)
         except ApiException as error:
@@ -109,23 +162,31 @@ async def _run(
             log.exception("%s/%s: reconcile failed", namespace, name)
             delay = 30.0
     if delay is not None:
-        loop = asyncio.get_running_loop()
-        requeues[uid] = loop.call_later(
-            delay, lambda: asyncio.ensure_future(_requeue(memo, namespace, name, uid))
-        )
+        requeues.schedule(uid, namespace, name, delay, keep_earlier=True)
 
 
 async def _requeue(memo: kopf.Memo, namespace: str, name: str, uid: str) -> None:
     """A scheduled round reads the object afresh: the body from the last event may be stale."""
     ctx: Context = memo.context
-    memo.requeues.pop(uid, None)
     try:
         body = await ctx.kube.get_certificate(namespace, name)
+    except ApiException as error:
+        log.error(
+            "%s/%s: could not read for a scheduled reconcile: Kubernetes answered %s %s",
+            namespace,
+            name,
+            error.status,
+            error.reason,
+        )
+        memo.requeues.schedule(uid, namespace, name, RETRY_READ_DELAY, keep_earlier=True)
+        return
     except Exception:
         log.exception("%s/%s: could not read for a scheduled reconcile", namespace, name)
-        body = None
+        memo.requeues.schedule(uid, namespace, name, RETRY_READ_DELAY, keep_earlier=True)
+        return
     if body is None or body.get("metadata", {}).get("uid") != uid:
         ctx.forget(uid)
+        memo.index.forget(namespace, name, uid)
         return
     await _run(memo, namespace, name, uid, body)
 
@@ -136,14 +197,52 @@ async def certificate_event(
 ) -> None:
     meta = body.get("metadata", {})
     if event.get("type") == "DELETED":
-        if (pending := memo.requeues.pop(meta.get("uid"), None)) is not None:
-            pending.cancel()
+        memo.requeues.cancel(meta.get("uid"))
         memo.context.forget(meta.get("uid"))
+        memo.index.forget(meta.get("namespace"), meta.get("name"), meta.get("uid"))
         return
+    memo.index.remember(body)  # before any reconcile: a Secret event during it finds the owner
     if not _needs_reconcile(event.get("type"), body):
         return
     snapshot = _plain(body)
     await _run(memo, meta["namespace"], meta["name"], meta["uid"], snapshot)
+
+
+def _output_needs_reconcile(event_type: str | None, body: Mapping[str, Any]) -> bool:
+    """Whether an output Secret event calls for its Certificate: deleted, or its data is not
+    what the operator wrote (edited, or its tls.crt gone). No side effects, no API call."""
+    if event_type == "DELETED":
+        return True
+    data = body.get("data") or {}
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    return not intact(annotations, data) or not data.get("tls.crt")
+
+
+@kopf.on.event("v1", "secrets")
+async def output_secret_event(
+    event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    """An output Secret changed (kopf's watch sees only those, by the server-side selector set
+    in `configure`): reconcile its Certificate now when it was deleted or edited."""
+    if not _output_needs_reconcile(event.get("type"), body):
+        return
+    meta = body.get("metadata", {})
+    namespace, secret = meta.get("namespace", ""), meta.get("name", "")
+    certificate = (meta.get("labels") or {}).get(kube_api.CERTIFICATE_LABEL, "")
+    owner = memo.index.owner(namespace, certificate, secret)
+    if owner is None:
+        # Not (yet) known: a Certificate's first event always reconciles and reads its Secret;
+        # a deleted Certificate's Secret needs nothing.
+        return
+    log.info("%s/%s: output Secret %s changed, reconciling", namespace, certificate, secret)
+    memo.requeues.soon(owner.uid, namespace, certificate)
+
+
+def _source_changed(memo: kopf.Memo, namespace: str, secret: str) -> None:
+    """A labelled source Secret changed: reconcile every Certificate that reads it, now."""
+    for name, uid in memo.index.readers(namespace, secret):
+        log.info("%s/%s: source Secret %s changed, reconciling", namespace, name, secret)
+        memo.requeues.soon(uid, namespace, name)
 
 
 @kopf.on.event(kube_api.GROUP, kube_api.VERSION, kube_api.KEYVAULTS)

@@ -56,7 +56,7 @@ APPLY_NS = "kvcert-system"
 VAULT_PORT = 8443
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 SCENARIOS = {
-    "watch": "kopf's watches and the readiness check, at start-up",
+    "watch": "kopf's watches, the source Secret watch and the readiness check, at start-up",
     "self": "Self certificate issued, then re-specified (new version replaces the Secret)",
     "manual": "manual (Unknown) certificate merged from a Secret, then re-specified (new CSR)",
     "pending": "DeletePending certificate deleted while its operation is pending",
@@ -489,6 +489,16 @@ def test_4_the_audit_log_justifies_every_rbac_rule_and_shows_no_denial(e2e: E2E)
     assert not unused, f"the chart grants rules no scenario used: {unused}"
     ungranted = set(used) - granted
     assert not ungranted, f"used without a rule (should have been 403): {ungranted}"
+    # Secrets are listed and watched only through a server-side label selector: the output
+    # Secrets' and the labelled source Secrets', never every Secret (DESIGN §5).
+    unselected = [
+        e.get("requestURI", "")
+        for e in mine
+        if e.get("objectRef", {}).get("resource") == "secrets"
+        and e["verb"] in ("list", "watch")
+        and "labelSelector=" not in e.get("requestURI", "")
+    ]
+    assert not unselected, f"Secrets listed or watched without a label selector: {unselected}"
 
 
 def test_5_helm_uninstall_removes_the_operator_and_keeps_crds_certificates_and_secrets(e2e: E2E):

@@ -36,7 +36,7 @@ NAMESPACED_GRANTS = {
     ("kvcert.io", "certificates/status", "patch"),
     *(("kvcert.io", "keyvaults", verb) for verb in ("get", "list", "watch")),
     ("kvcert.io", "keyvaults/status", "patch"),
-    *(("", "secrets", verb) for verb in ("get", "create", "update")),
+    *(("", "secrets", verb) for verb in ("get", "list", "watch", "create", "update")),
     ("", "configmaps", "create"),
     ("", "configmaps", "update"),
     ("", "events", "create"),

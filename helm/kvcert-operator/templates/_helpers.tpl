@@ -105,10 +105,14 @@ the operator makes; nothing else is granted, and there are no wildcards.
   verbs: ["patch"]
 # Secrets: read the credential (token, client secret) Secrets of KeyVaults, the manual issuer's
 # signed chain (mergeFrom), PFX imports (importFrom) and the current output Secret; create and
-# update the output kubernetes.io/tls Secret.
+# update the output kubernetes.io/tls Secret. List and watch, always with a server-side label
+# selector (RBAC cannot express one): the output Secrets
+# (app.kubernetes.io/managed-by=kvcert,kvcert.io/certificate), to write a deleted or edited one
+# again at once, and the source Secrets users label kvcert.io/source=true (metadata only), to
+# merge or import as soon as they change.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "create", "update"]
+  verbs: ["get", "list", "watch", "create", "update"]
 # ConfigMaps: create and update the CSR ConfigMap (status.operation.csrRef) of a manual issuer.
 - apiGroups: [""]
   resources: ["configmaps"]

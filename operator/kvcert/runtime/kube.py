@@ -15,6 +15,7 @@ from typing import Any, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from kvcert import __version__
 from kvcert.reconcile.observed import CallError
 
 GROUP = "kvcert.io"
@@ -29,17 +30,31 @@ UID_ANNOTATION = "kvcert.io/certificate-uid"
 X5T_ANNOTATION = "kvcert.io/x5t"
 VERSION_ANNOTATION = "kvcert.io/version"
 OUTPUT_HASH_ANNOTATION = "kvcert.io/output-hash"
+DATA_HASH_ANNOTATION = "kvcert.io/data-hash"
+"""sha256 (hex, 32 chars) of the output Secret's data as written (kvcert.runtime.sources)."""
+SOURCE_LABEL = "kvcert.io/source"
+"""Put `"true"` on a mergeFrom/importFrom Secret to have the operator watch it."""
+SOURCE_SELECTOR = f"{SOURCE_LABEL}=true"
+OUTPUT_SELECTOR = f"{MANAGED_BY}=kvcert,{CERTIFICATE_LABEL}"
+"""The server-side label selector of the output Secrets' watch (labels written by WriteSecret)."""
+
+
+USER_AGENT = f"kvcert-operator/{__version__}"
+"""What the API server's audit log shows for the operator's own requests (kopf's say kopf/)."""
 
 
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """In-cluster config inside a pod, else KUBECONFIG / ~/.kube/config."""
+    """In-cluster config inside a pod, else KUBECONFIG / ~/.kube/config; user agent USER_AGENT."""
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        return client.ApiClient(configuration)
-    # The client reads KUBECONFIG once, when it is imported; read it now instead.
-    path = kubeconfig or os.environ.get("KUBECONFIG") or None
-    return cast(client.ApiClient, config.new_client_from_config(config_file=path))  # type: ignore[no-untyped-call]
+        api = client.ApiClient(configuration)
+    else:
+        # The client reads KUBECONFIG once, when it is imported; read it now instead.
+        path = kubeconfig or os.environ.get("KUBECONFIG") or None
+        api = cast(client.ApiClient, config.new_client_from_config(config_file=path))  # type: ignore[no-untyped-call]
+    api.user_agent = USER_AGENT
+    return api
 
 
 def call_error(error: ApiException) -> CallError:

@@ -11,7 +11,6 @@ import random
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -23,6 +22,7 @@ from kvcert.reconcile import Emit, Input, VaultFacts, outcome_of, reconcile
 from kvcert.reconcile.decision import Decision
 from kvcert.reconcile.observed import CallError
 from kvcert.reconcile.outcomes import Failed, proceeds
+from kvcert.runtime.clock import Clock
 from kvcert.runtime.events import EventRecorder
 from kvcert.runtime.kube import FINALIZER, Kube, Owner
 from kvcert.runtime.perform import Performer
@@ -36,11 +36,13 @@ UNSETTLED_DELAY = 60.0
 
 @dataclass
 class Context:
-    """What every reconcile shares: clients, and per-object bookkeeping kept in memory."""
+    """What every reconcile shares: clients, the operator's clock (reconcile's `now`), and
+    per-object bookkeeping kept in memory."""
 
     kube: Kube
     vaults: VaultClients
     events: EventRecorder
+    clock: Clock = field(default_factory=Clock)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
 
@@ -99,7 +101,7 @@ async def reconcile_certificate(ctx: Context, body: Mapping[str, Any]) -> float 
     vault, vault_facts = await _vault(ctx, body)
     inp = Input.from_body(
         body,
-        now=datetime.now(UTC),
+        now=ctx.clock.now(),
         marker=uuid.uuid4().hex,
         jitter=random.random(),  # noqa: S311 - spreading requeues, not security
         attempt=ctx.attempts.get(uid, 0),

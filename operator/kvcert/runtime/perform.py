@@ -27,6 +27,7 @@ from kvcert.reconcile.outcomes import OUTPUT_REFUSED
 from kvcert.runtime import sources
 from kvcert.runtime.kube import (
     CERTIFICATE_LABEL,
+    DATA_HASH_ANNOTATION,
     MANAGED_BY,
     OUTPUT_HASH_ANNOTATION,
     UID_ANNOTATION,
@@ -93,6 +94,22 @@ class Performer:
         except (sources.SourceError, tls_secret.TlsSecretError) as error:
             return CallError(status=422, code=type(error).__name__, message=str(error))
 
+    async def _update_in_place(self, action: actions.UpdateInPlace) -> None:
+        """PATCH the policy's lifetime actions, then the tags (issue #15 §3)."""
+        client = self._client()
+        if action.lifetime_actions is not None:
+            rules = tuple(
+                LifetimeActionSpec(
+                    action=item.action.value,
+                    lifetime_percentage=item.trigger.lifetime_percentage,
+                    days_before_expiry=item.trigger.days_before_expiry,
+                )
+                for item in action.lifetime_actions
+            )
+            await client.update_lifetime_actions(action.certificate_name, rules)
+        if action.tags is not None:
+            await client.update_tags(action.certificate_name, action.tags)
+
     def _client(self) -> KeyVaultClient:
         if self.vault is None:
             raise KeyVaultError("no vault client for this Certificate")
@@ -125,11 +142,16 @@ class Performer:
                 return await self._client().recover_deleted_certificate(name)
             case actions.MergeChain():
                 return await self._merge(action)
+            case actions.UpdateInPlace():
+                await self._update_in_place(action)
+                return None
             case actions.ReadSecret(secret_name=name):
                 found = await self.kube.get_secret(self.namespace, name)
                 return sources.output_facts(found, self.owner.uid)
             case actions.ReadMergeSecret(secret_name=name):
-                return sources.merge_facts(await self.kube.get_secret(self.namespace, name))
+                found = await self.kube.get_secret(self.namespace, name)
+                # Ordering the chain for leaf_x5t verifies signatures: off the event loop.
+                return await asyncio.to_thread(sources.merge_facts, found)
             case actions.ReadImportSecret(secret_name=name, password_key=password_key):
                 found = await self.kube.get_secret(self.namespace, name)
                 return sources.import_facts(found, password_key)
@@ -232,6 +254,9 @@ class Performer:
         }
         if action.output_hash is not None:
             annotations[OUTPUT_HASH_ANNOTATION] = action.output_hash
+        secret_data = data.secret_data(extra)
+        # What was written, so that an edit of the data is told from the echo of this write.
+        annotations[DATA_HASH_ANNOTATION] = sources.data_hash(secret_data)
         secret = client.V1Secret(
             metadata=client.V1ObjectMeta(
                 name=action.secret_name,
@@ -251,7 +276,7 @@ class Performer:
                 ),
             ),
             type=data.secret_type,
-            data=data.secret_data(extra),
+            data=secret_data,
         )
         if existing is not None and existing.type != data.secret_type:
             return CallError(409, "SecretTypeChanged", "the Secret's type cannot change in place")

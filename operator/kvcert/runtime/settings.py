@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 DEFAULT_OPERATOR_NAMESPACE = "kvcert-system"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -26,6 +27,9 @@ class OperatorSettings:
       against the local vault.
     - `liveness` / `readiness`: `http://HOST:PORT/PATH` endpoints, or None for none.
     - `log_level`: one of LOG_LEVELS.
+    - `clock_file`: TEST-ONLY. `KVCERT_CLOCK_FILE` names a file holding seconds added to the
+      operator's clock (kvcert.runtime.clock), so that integration tests move time instead of
+      sleeping. Absent (None) by default; never set it in a deployment.
     """
 
     namespaces: tuple[str, ...] = ()
@@ -34,6 +38,7 @@ class OperatorSettings:
     liveness: str | None = None
     readiness: str | None = None
     log_level: str = "info"
+    clock_file: Path | None = None
 
     @property
     def clusterwide(self) -> bool:
@@ -63,6 +68,7 @@ class OperatorSettings:
                 f"KVCERT_VAULT_CREATES_PER_10S must be a positive integer: {raw_limit!r}"
             )
         own = env.get("KVCERT_NAMESPACE") or env.get("POD_NAMESPACE")
+        clock_file = env.get("KVCERT_CLOCK_FILE") or None
         return cls(
             namespaces=tuple(dict.fromkeys(namespaces)),
             operator_namespace=own or DEFAULT_OPERATOR_NAMESPACE,
@@ -70,4 +76,5 @@ class OperatorSettings:
             liveness=liveness,
             readiness=readiness,
             log_level=log_level,
+            clock_file=Path(clock_file) if clock_file else None,
         )

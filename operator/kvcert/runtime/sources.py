@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -22,8 +24,10 @@ from kubernetes import client
 from kvcert import chain
 from kvcert.reconcile.facts import SecretFacts, SourceFacts
 from kvcert.runtime.kube import (
+    DATA_HASH_ANNOTATION,
     MANAGED_BY,
     OUTPUT_HASH_ANNOTATION,
+    SOURCE_LABEL,
     UID_ANNOTATION,
     VERSION_ANNOTATION,
     X5T_ANNOTATION,
@@ -61,6 +65,31 @@ def fingerprint(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+def data_hash(data: Mapping[str, Any] | None) -> str:
+    """sha256 (hex, first 32 chars) of a Secret's `data` (base64 values, as the API has them):
+    over the sorted keys and the decoded values, each length-prefixed so that no two different
+    maps hash alike. Written as the `kvcert.io/data-hash` annotation with the output Secret."""
+    digest = hashlib.sha256()
+    for key in sorted(data or {}):
+        value = base64.b64decode((data or {})[key] or "")
+        for part in (key.encode(), value):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+    return digest.hexdigest()[:32]
+
+
+def intact(annotations: Mapping[str, str] | None, data: Mapping[str, Any] | None) -> bool:
+    """Whether an output Secret still holds what the operator wrote: its data hash annotation is
+    absent (a Secret written before kvcert recorded one) or matches `data`."""
+    recorded = (annotations or {}).get(DATA_HASH_ANNOTATION)
+    if recorded is None:
+        return True
+    try:
+        return data_hash(data) == recorded
+    except ValueError:  # a value that is not base64 cannot be what the operator wrote
+        return False
+
+
 def output_facts(secret: client.V1Secret | None, uid: str) -> SecretFacts:
     if secret is None:
         return SecretFacts.absent()
@@ -75,6 +104,7 @@ def output_facts(secret: client.V1Secret | None, uid: str) -> SecretFacts:
         x5t=annotations.get(X5T_ANNOTATION) if ours else None,
         version=annotations.get(VERSION_ANNOTATION) if ours else None,
         output_hash=annotations.get(OUTPUT_HASH_ANNOTATION) if ours else None,
+        intact=intact(annotations, secret.data) if ours else True,
     )
 
 
@@ -87,13 +117,38 @@ def chain_der(pem: bytes) -> list[bytes]:
         raise SourceError("tls.crt holds a certificate block that is not base64") from None
 
 
+def watched(secret: client.V1Secret) -> bool:
+    """Labelled `kvcert.io/source: "true"`: the operator's source watch sees its changes."""
+    labels = (secret.metadata.labels if secret.metadata else None) or {}
+    return labels.get(SOURCE_LABEL) == "true"
+
+
+def leaf_x5t(pem: bytes) -> str | None:
+    """x5t of the chain's leaf: base64url (no padding) of the SHA-1 of its DER, the leaf as
+    kvcert.chain orders the chain (the one kvcert merges first); None for unreadable PEM."""
+    try:
+        certs = [x509.load_der_x509_certificate(der) for der in chain_der(pem)]
+        leaf = chain.order(certs).leaf
+    except ValueError:  # SourceError, ChainError, or a certificate that cannot be read
+        return None
+    der = leaf.public_bytes(serialization.Encoding.DER)
+    sha1 = hashlib.sha1(der, usedforsecurity=False).digest()
+    return base64.urlsafe_b64encode(sha1).rstrip(b"=").decode("ascii")
+
+
 def merge_facts(secret: client.V1Secret | None) -> SourceFacts:
     if secret is None:
         return SourceFacts.absent()
     pem = _data(secret).get("tls.crt", b"")
     if not _CERT_BLOCK.search(pem):
-        return SourceFacts(exists=True)
-    return SourceFacts(exists=True, fingerprint=fingerprint(pem), chain_pem_length=len(pem))
+        return SourceFacts(exists=True, watched=watched(secret))
+    return SourceFacts(
+        exists=True,
+        fingerprint=fingerprint(pem),
+        chain_pem_length=len(pem),
+        watched=watched(secret),
+        leaf_x5t=leaf_x5t(pem),
+    )
 
 
 @dataclass(frozen=True)
@@ -254,5 +309,10 @@ def import_facts(secret: client.V1Secret | None, password_key: str | None) -> So
     try:
         content = import_content(secret, password_key)
     except SourceError:
-        return SourceFacts(exists=True)
-    return SourceFacts(exists=True, fingerprint=content.fingerprint, format=content.format)
+        return SourceFacts(exists=True, watched=watched(secret))
+    return SourceFacts(
+        exists=True,
+        fingerprint=content.fingerprint,
+        format=content.format,
+        watched=watched(secret),
+    )

@@ -74,19 +74,28 @@ def test_spec_cancel_requests_cancellation_and_ends_cancelled_without_retries(
 
 
 @pytest.mark.one_profile("documented")
-def test_a_pending_operation_deleted_out_of_band_is_reported_and_requested_anew(
+def test_a_pending_operation_deleted_out_of_band_is_reported_and_recreated_only_on_retry(
     kube: Kube, keyvault: str, vault_ops: VaultOps
 ):
     first = _in_progress(kube, vault_ops, "vanishing")
     creates = vault_ops.count(CREATES)
     vault_ops.delete_pending("vanishing")
 
+    # Nothing makes the next poll come early: the operation is read when its poll is due.
+    body = kube.wait_condition("vanishing", "Stalled", "True", "OperationDeleted", timeout=90)
+    assert body["status"]["operation"]["status"] == "deleted"
+    assert body["status"]["operation"]["requestId"] == first
+    kube.wait_event("vanishing", "OperationDeleted")
+    # For a paid CA a create is a new order: never made by itself (issue #15 section 5).
+    never(lambda: vault_ops.count(CREATES) > creates, QUIET, "a create after the deletion")
+
+    kube.patch_certificate("vanishing", {"metadata": {"annotations": {"kvcert.io/retry": "1"}}})
     body = kube.wait_operation(
         "vanishing",
         lambda op: op.get("requestId") not in (None, first) and op.get("status") == "inProgress",
         timeout=45,
     )
-    kube.wait_event("vanishing", "PendingNotFound")
+    assert body["status"]["handledRequests"] == {"retry": "1"}
     pending = vault_ops.pending("vanishing")
     assert pending is not None
     assert pending["request_id"] == body["status"]["operation"]["requestId"]
