@@ -45,6 +45,8 @@ class ControlPlane:
     directory: Path
     startup_timeout: float = 60.0
     api_port: int = 0
+    extra_args: tuple[str, ...] = ()
+    """Appended to kube-apiserver's arguments (e.g. an audit policy and log for cost tests)."""
     kubeconfig: Path = field(init=False)
     _processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = field(
         default_factory=list, init=False
@@ -116,6 +118,7 @@ class ControlPlane:
             "--allow-privileged=true",
             f"--cert-dir={self.directory / 'apiserver-certs'}",
             "--v=0",
+            *self.extra_args,
         ]
 
     def _spawn(self, name: str, args: list[str]) -> None:

@@ -176,6 +176,8 @@ class WriteCsrConfigMap:
     name: str
     certificate_name: str
     csr_pem: str
+    exists: bool = False
+    """Likely there already (a renewal): replace first, create if it is not."""
     effect: ClassVar[bool] = True
 
 

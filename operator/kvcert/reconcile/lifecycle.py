@@ -50,9 +50,25 @@ def _digest(value: Any) -> str:
 
 
 def update_digest(spec: CertificateSpec) -> str:
-    """A digest of what Key Vault applies in place: lifetimeActions and tags."""
+    """What Key Vault applies in place, as `<lifetimeActions digest>.<tags digest>`: each part
+    changes alone, so that only the call that is needed is made."""
     actions = spec.policy.to_wire().get("lifetimeActions") if spec.policy is not None else None
-    return _digest({"lifetimeActions": actions, "tags": dict(spec.tags or {})})
+    return f"{_digest({'lifetimeActions': actions})}.{_digest({'tags': dict(spec.tags or {})})}"
+
+
+def update_parts(inp: Input, spec: CertificateSpec) -> tuple[bool, bool]:
+    """(lifetimeActions changed, tags changed) since status.appliedUpdate. A status from before
+    appliedUpdate existed: the create sent the lifetime actions, and no tags were asked."""
+    applied = inp.status.applied_update
+    if applied is None:
+        return False, bool(spec.tags)
+    if applied.startswith(REFUSED_PREFIX):
+        applied = applied[len(REFUSED_PREFIX) :]
+    want = update_digest(spec).split(".")
+    have = applied.split(".")
+    if len(have) != len(want):
+        return True, True
+    return have[0] != want[0], have[1] != want[1]
 
 
 def rules_of(
@@ -223,7 +239,7 @@ def update_needed(inp: Input, spec: CertificateSpec) -> bool:
     digest = update_digest(spec)
     if inp.status.applied_update is not None:
         return inp.status.applied_update not in (digest, REFUSED_PREFIX + digest)
-    return bool(spec.tags)
+    return any(update_parts(inp, spec))
 
 
 def renewal_time(

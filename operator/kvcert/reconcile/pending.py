@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from kvcert.api.certificate import CertificateSpec, IssuerKind
 from kvcert.api.status import OperationState
-from kvcert.reconcile import operation
+from kvcert.reconcile import lifecycle, operation
 from kvcert.reconcile.actions import (
     CancelOperation,
     MergeChain,
@@ -85,7 +85,13 @@ def csr_to_publish(
         return None
     if inp.last(CsrPublished) is not None:
         return None
-    return WriteCsrConfigMap(operation.csr_ref_name(inp.meta), inp.certificate_name, op.csr_pem)
+    return WriteCsrConfigMap(
+        operation.csr_ref_name(inp.meta),
+        inp.certificate_name,
+        op.csr_pem,
+        # A renewal's CSR replaces the ConfigMap of the first one: one write, not a 409 + one.
+        exists=inp.status.certificate is not None,
+    )
 
 
 def merge(inp: Input, spec: CertificateSpec, current: OperationView) -> Decision | None:
@@ -171,8 +177,12 @@ def waiting(inp: Input, spec: CertificateSpec, current: OperationView) -> Decisi
         verdict = Verdict(Reason.AWAITING_MERGE, message, issuing=True)
     else:
         details = f": {op.status_details}" if op is not None and op.status_details else ""
+        trigger = current.intent.trigger if current.intent is not None else None
+        renewing = trigger in (lifecycle.TRIGGER_RENEW, lifecycle.TRIGGER_RENEW_BEFORE)
         verdict = Verdict(
-            Reason.ISSUING, f"operation {request} is in progress{details}", issuing=True
+            Reason.RENEWING if renewing else Reason.ISSUING,
+            f"operation {request} is in progress{details}",
+            issuing=True,
         )
     return conclude(inp, verdict, current, rung="in progress", requeue_after=poll(inp, current))
 

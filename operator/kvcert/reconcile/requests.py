@@ -150,8 +150,8 @@ def unresolved_create(inp: Input, spec: CertificateSpec, current: OperationView)
     if intent is None or intent.action != "create" or current.request_id is not None:
         return None
     if known.error is not None:
-        if operation.needs_create(inp, spec, current):
-            return None  # the spec was edited: a new intent replaces the refused one
+        if operation.needs_create(inp, spec, current) or lifecycle.retry_due(inp, spec, current):
+            return None  # an edit or kvcert.io/retry: a new intent replaces the refusal
         reason = refusal_reason(known.error)
         message = known.error.message or known.error.code
         return conclude(

@@ -7,7 +7,12 @@ type) are the create rung's: `operation.same_issuance` tells them apart.
 
 from __future__ import annotations
 
-from kvcert.api.certificate import CertificateSpec
+from kvcert.api.certificate import (
+    CertificateSpec,
+    LifetimeAction,
+    LifetimeActionType,
+    LifetimeTrigger,
+)
 from kvcert.reconcile import lifecycle, operation
 from kvcert.reconcile.actions import UpdateInPlace
 from kvcert.reconcile.decision import Decision, conclude, describe, step
@@ -36,10 +41,32 @@ def update_in_place(inp: Input, spec: CertificateSpec, current: OperationView) -
     if inp.last(UpdatedInPlace) is not None or not lifecycle.update_needed(inp, spec):
         return None
     intent = current.intent
-    actions = tuple(spec.policy.lifetime_actions or ()) or None
-    tags = operation.tags_for(inp, marker=intent.marker if intent is not None else None)
+    actions_changed, tags_changed = lifecycle.update_parts(inp, spec)
+    actions = _actions(spec) if actions_changed else None
+    tags = (
+        operation.tags_for(inp, marker=intent.marker if intent is not None else None)
+        if tags_changed
+        else None
+    )
     digest = lifecycle.update_digest(spec)
     return step(
         "apply lifetimeActions and tags in place",
         UpdateInPlace(inp.certificate_name, digest, actions, tags),
+    )
+
+
+def _actions(spec: CertificateSpec) -> tuple[LifetimeAction, ...]:
+    """The spec's lifetime actions; none means Key Vault's default for the issuer again."""
+    assert spec.policy is not None
+    if spec.policy.lifetime_actions:
+        return tuple(spec.policy.lifetime_actions)
+    return tuple(
+        LifetimeAction(
+            trigger=LifetimeTrigger(
+                lifetime_percentage=rule.lifetime_percentage,
+                days_before_expiry=rule.days_before_expiry,
+            ),
+            action=LifetimeActionType(rule.action),
+        )
+        for rule in lifecycle.rules_of(spec, None)
     )

@@ -225,13 +225,22 @@ class Kube:
         )
         return created
 
-    async def put_config_map(self, namespace: str, config_map: client.V1ConfigMap) -> None:
+    async def put_config_map(
+        self, namespace: str, config_map: client.V1ConfigMap, *, exists: bool = False
+    ) -> None:
+        """Create or replace; `exists` says which to try first (one write when it is right)."""
         name = str(config_map.metadata.name if config_map.metadata else "")
+
+        def create() -> None:
+            self._core.create_namespaced_config_map(namespace, config_map)
+
+        def replace() -> None:
+            self._core.replace_namespaced_config_map(name, namespace, config_map)
+
+        first, second, missed = (replace, create, 404) if exists else (create, replace, 409)
         try:
-            await asyncio.to_thread(self._core.create_namespaced_config_map, namespace, config_map)
+            await asyncio.to_thread(first)
         except ApiException as error:
-            if error.status != 409:
+            if error.status != missed:
                 raise
-            await asyncio.to_thread(
-                self._core.replace_namespaced_config_map, name, namespace, config_map
-            )
+            await asyncio.to_thread(second)

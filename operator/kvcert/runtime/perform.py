@@ -293,5 +293,5 @@ class Performer:
             ),
             data={"csr.pem": action.csr_pem, "certificateName": action.certificate_name},
         )
-        await self.kube.put_config_map(self.namespace, config_map)
+        await self.kube.put_config_map(self.namespace, config_map, exists=action.exists)
         return None
