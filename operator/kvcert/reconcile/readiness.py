@@ -1,8 +1,9 @@
 """The owner of `status.conditions` and `status.certificate`.
 
-A decision ends in one `Verdict`; this module turns it into the three conditions (Ready,
-Issuing, Stalled: the same reason on each, so a reader never has to reconcile two stories) and
-records the delivered certificate version. It also decides the one event a verdict deserves.
+A decision ends in one `Verdict`; this module turns it into the four conditions (Ready,
+Issuing, Stalled, and Reconciling, which mirrors Issuing for kstatus readers such as Flux: the
+same reason on each, so a reader never has to reconcile two stories) and records the delivered
+certificate version. It also decides the one event a verdict deserves.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from kvcert.reconcile.reasons import NORMAL, Reason
 READY = "Ready"
 ISSUING = "Issuing"
 STALLED = "Stalled"
+RECONCILING = "Reconciling"
+"""kstatus' name for "an operation is in progress" (sigs.k8s.io/cli-utils/pkg/kstatus)."""
 
 
 @dataclass(frozen=True)
@@ -104,12 +107,14 @@ def issued(certificate: ObservedCertificate, secret_name: str) -> Verdict:
 
 
 def conditions(inp: Input, verdict: Verdict) -> tuple[Condition, ...]:
-    """Ready, Issuing and Stalled for this verdict; other condition types are kept."""
+    """Ready, Issuing, Stalled and Reconciling (= Issuing) for this verdict; other condition
+    types are kept."""
     current: tuple[Condition, ...] = tuple(inp.status.conditions or ())
     for type_, on in (
         (READY, verdict.ready or verdict.serving),
         (ISSUING, verdict.issuing),
         (STALLED, verdict.stalled),
+        (RECONCILING, verdict.issuing),
     ):
         reason, message = verdict.reason.value, verdict.message if (on or type_ == READY) else ""
         if type_ == READY and verdict.serving and inp.status.certificate is not None:
@@ -132,6 +137,11 @@ def certificate_info(inp: Input, verdict: Verdict) -> CertificateInfo | None:
     cert = verdict.certificate
     if cert is None:
         return inp.status.certificate
+    return info_of(cert)
+
+
+def info_of(cert: ObservedCertificate) -> CertificateInfo:
+    """The public facts of a version, as `status.certificate` records them."""
     return CertificateInfo(
         id=cert.id,
         version=cert.version,

@@ -246,17 +246,6 @@ def _next_round(inp: Input, spec: CertificateSpec, info: CertificateInfo) -> flo
     return round(max((min(due) - inp.now).total_seconds(), 1.0), 3)
 
 
-def _info(cert: ObservedCertificate) -> CertificateInfo:
-    return CertificateInfo(
-        id=cert.id,
-        version=cert.version,
-        x5t=cert.x5t,
-        serial_number=cert.serial_number,
-        not_before=cert.not_before,
-        not_after=cert.not_after,
-    )
-
-
 def deliver(inp: Input, spec: CertificateSpec, current: OperationView) -> Decision:
     """Completed: make the output Secret hold the issued version, then say Ready.
 
@@ -305,7 +294,7 @@ def deliver(inp: Input, spec: CertificateSpec, current: OperationView) -> Decisi
         return conclude(inp, nxt, current, rung=f"secret: {nxt.reason}", requeue_after=delay)
     if nxt is not None:
         return step("deliver to the Secret", nxt)
-    info = _info(cert)
+    info = readiness.info_of(cert)
     delay = _next_round(inp, spec, info)
     if (problem := output_problem(inp, spec)) is not None:
         # The Secret holds this version (without the impossible formats): record it.

@@ -9,8 +9,6 @@ Runs under the `documented` profile only: none of this differs between the vault
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,19 +20,17 @@ from tests.integration.operator.harness import CREATES, secret_text, wait_for
 from tests.integration.operator.testca import pem_certs
 from tests.integration.operator.timetravel import (
     REACTION,
-    Lab,
     Tenant,
     condition,
     external_cluster,
     issue,
-    open_tenant,
+    lab_fixtures,
     parse_time,
     secret_x5t,
     wait_delivered,
     wait_handled,
     wait_new_operation,
 )
-from tests.support.operator_process import OperatorProcess
 
 pytestmark = external_cluster
 ISSUER = "mydigicert"
@@ -43,23 +39,7 @@ PATCH_TAGS = "PATCH /certificates/{name}/"
 PATCH_POLICY = "PATCH /certificates/{name}/policy"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    directory: Path = tmp_path_factory.mktemp("lifecycle-changes")
-    with Lab.running(directory, profiles=("documented",)) as running:
-        yield running
-
-
-@pytest.fixture
-def operator(lab: Lab) -> OperatorProcess:
-    """The module's operator (named so that a failed test's report carries its log)."""
-    return lab.operator
-
-
-@pytest.fixture
-def tenant(lab: Lab, operator: OperatorProcess) -> Iterator[Tenant]:
-    with open_tenant(lab) as here:
-        yield here
+lab, operator, tenant = lab_fixtures("lifecycle-changes", ("documented",))
 
 
 def _leaf(tenant: Tenant, secret: str) -> x509.Certificate:

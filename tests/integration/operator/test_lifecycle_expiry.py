@@ -7,46 +7,23 @@ Runs under the `documented` profile only: expiry does not differ between the vau
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from tests.integration.operator.meter import QUIET
 from tests.integration.operator.timetravel import (
-    Lab,
     Tenant,
     condition,
     event_types,
     external_cluster,
     issue,
-    open_tenant,
+    lab_fixtures,
     parse_time,
     secret_x5t,
 )
-from tests.support.operator_process import OperatorProcess
 
 pytestmark = external_cluster
 EMAIL_ONLY = [{"trigger": {"daysBeforeExpiry": 7}, "action": "EmailContacts"}]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    directory: Path = tmp_path_factory.mktemp("lifecycle-expiry")
-    with Lab.running(directory, profiles=("documented",)) as running:
-        yield running
-
-
-@pytest.fixture
-def operator(lab: Lab) -> OperatorProcess:
-    """The module's operator (named so that a failed test's report carries its log)."""
-    return lab.operator
-
-
-@pytest.fixture
-def tenant(lab: Lab, operator: OperatorProcess) -> Iterator[Tenant]:
-    with open_tenant(lab) as here:
-        yield here
+lab, operator, tenant = lab_fixtures("lifecycle-expiry", ("documented",))
 
 
 def test_a_certificate_nobody_renews_expires_at_not_after(tenant: Tenant):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -30,6 +29,7 @@ from tests.integration.operator.timetravel import (
     event_types,
     external_cluster,
     issue,
+    lab_fixtures,
     open_tenant,
     parse_time,
     secret_x5t,
@@ -45,29 +45,13 @@ PROFILES = ("documented", "service")
 GET_CERTIFICATE = "GET /certificates/{name}/"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    directory: Path = tmp_path_factory.mktemp("lifecycle-outofband")
-    with Lab.running(directory, profiles=PROFILES) as running:
-        yield running
-
-
-@pytest.fixture
-def operator(lab: Lab) -> OperatorProcess:
-    """The module's operator (named so that a failed test's report carries its log)."""
-    return lab.operator
+lab, operator, tenant = lab_fixtures("lifecycle-outofband", PROFILES)
 
 
 @pytest.fixture(params=PROFILES)
 def both(request: pytest.FixtureRequest, lab: Lab, operator: OperatorProcess) -> Iterator[Tenant]:
     """A tenant on each profile's vault."""
     with open_tenant(lab, request.param) as here:
-        yield here
-
-
-@pytest.fixture
-def tenant(lab: Lab, operator: OperatorProcess) -> Iterator[Tenant]:
-    with open_tenant(lab) as here:
         yield here
 
 

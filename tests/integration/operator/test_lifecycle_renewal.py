@@ -10,9 +10,7 @@ the vault's profiles (DESIGN §3.2: only pending-operation states and cancel wor
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,18 +30,16 @@ from tests.integration.operator.harness import (
 from tests.integration.operator.meter import QUIET
 from tests.integration.operator.testca import TestCA, pem_certs
 from tests.integration.operator.timetravel import (
-    Lab,
     Tenant,
     condition,
     external_cluster,
     issue,
-    open_tenant,
+    lab_fixtures,
     parse_time,
     secret_x5t,
     wait_delivered,
     wait_new_operation,
 )
-from tests.support.operator_process import OperatorProcess
 
 pytestmark = external_cluster
 ISSUER = "mydigicert"
@@ -55,23 +51,7 @@ MERGE_POLL = 310.0
 _NO_DATA = client.V1ConfigMap(data={})
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    directory: Path = tmp_path_factory.mktemp("lifecycle-renewal")
-    with Lab.running(directory, profiles=("documented",)) as running:
-        yield running
-
-
-@pytest.fixture
-def operator(lab: Lab) -> OperatorProcess:
-    """The module's operator (named so that a failed test's report carries its log)."""
-    return lab.operator
-
-
-@pytest.fixture
-def tenant(lab: Lab, operator: OperatorProcess) -> Iterator[Tenant]:
-    with open_tenant(lab) as here:
-        yield here
+lab, operator, tenant = lab_fixtures("lifecycle-renewal", ("documented",))
 
 
 def _lifetime(body: dict[str, Any]) -> tuple[datetime, datetime]:

@@ -334,3 +334,26 @@ def wait_handled(t: Tenant, name: str, key: str, value: str) -> dict[str, Any]:
         " event only when generation != status.observedGeneration)"
     )
     return wait_for(acted, REACTION, gap)
+
+
+def lab_fixtures(name: str, profiles: tuple[str, ...] = ("documented",)) -> tuple[Any, Any, Any]:
+    """The module-scoped `lab` (a control plane, vaults and an operator of the module's own), the
+    `operator` fixture (so that a failed test's report carries its log) and a `tenant` per test.
+    Use as `lab, operator, tenant = lab_fixtures("lifecycle-x")` at a test module's top level."""
+
+    @pytest.fixture(scope="module")
+    def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+        directory: Path = tmp_path_factory.mktemp(name)
+        with Lab.running(directory, profiles=profiles) as running:
+            yield running
+
+    @pytest.fixture
+    def operator(lab: Lab) -> OperatorProcess:
+        return lab.operator
+
+    @pytest.fixture
+    def tenant(lab: Lab, operator: OperatorProcess) -> Iterator[Tenant]:
+        with open_tenant(lab) as here:
+            yield here
+
+    return lab, operator, tenant
