@@ -52,7 +52,7 @@ def issued(**extra: Any) -> dict[str, Any]:
                     "observedGeneration": 1,
                     "lastTransitionTime": "2026-11-22T12:00:00Z",
                 }
-                for kind in ("Issuing", "Stalled")
+                for kind in ("Issuing", "Stalled", "Reconciling")
             ),
         ],
         "operation": {"requestId": "r1", "status": "completed", "intent": _intent()},
