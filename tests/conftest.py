@@ -30,10 +30,16 @@ class Cluster:
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns groups into node-id suffixes
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration" in str(item.path):
+        path = str(item.path)
+        if "tests/integration" in path:
             item.add_marker(pytest.mark.integration)
+        # Under pytest-xdist (`--dist loadgroup`, make test): a module with a lab of its own (a
+        # control plane, vaults and an operator: the lifecycle tests) stays on one worker.
+        if item.path.name.startswith("test_lifecycle_"):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,7 @@ from kvcert.runtime.clock import Clock
 from kvcert.runtime.events import EventRecorder
 from kvcert.runtime.index import CertificateIndex
 from kvcert.runtime.loop import Context, reconcile_certificate
+from kvcert.runtime.metrics import Metrics, MetricsServer
 from kvcert.runtime.probe import probe_vault
 from kvcert.runtime.readiness import ListFailed, ListProbe, Readiness, watched_lists
 from kvcert.runtime.schedule import Requeues
@@ -63,11 +64,21 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Kubernetes calls run in threads; the default pool (cores + 4) queues them under load.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     api = kube_api.load_api_client()
-    kube = kube_api.Kube(api)
+    metrics = memo.metrics = Metrics()  # memo.metrics.set_leader(...) once elections run
+    metrics.set_leader(True)  # this process reconciles from here on
+    kube = kube_api.Kube(api, metrics.kubernetes_request)
     clock = Clock(ours.clock_file)
     memo.context = Context(
-        kube=kube, vaults=VaultClients(kube, ours), events=EventRecorder(api), clock=clock
+        kube=kube,
+        vaults=VaultClients(kube, ours, metrics.keyvault_request),
+        events=EventRecorder(api, metrics.kubernetes_request),
+        clock=clock,
+        metrics=metrics,
     )
+    memo.metrics_server = None
+    if ours.metrics:
+        memo.metrics_server = MetricsServer(metrics)
+        await memo.metrics_server.serve(ours.metrics)
     memo.index = CertificateIndex()
     memo.requeues = Requeues(clock, functools.partial(_requeue, memo))
     memo.requeues.start()
@@ -108,6 +119,8 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     if memo.get("readiness") is not None:
         await memo.readiness.close()
     await memo.context.vaults.close()
+    if memo.get("metrics_server") is not None:
+        await memo.metrics_server.close()
 
 
 def _needs_reconcile(event_type: str | None, body: Mapping[str, Any]) -> bool:
@@ -198,6 +211,7 @@ async def certificate_event(
     meta = body.get("metadata", {})
     if event.get("type") == "DELETED":
         memo.requeues.cancel(meta.get("uid"))
+        memo.metrics.forget_certificate(meta.get("namespace", ""), meta.get("name", ""))
         memo.context.forget(meta.get("uid"))
         memo.index.forget(meta.get("namespace"), meta.get("name"), meta.get("uid"))
         return

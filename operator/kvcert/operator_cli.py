@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import Any
 
-from kvcert.runtime.settings import LOG_LEVELS, OperatorSettings
+from kvcert.runtime import logs
+from kvcert.runtime.logs import LOG_FORMATS
+from kvcert.runtime.settings import DEFAULT_LEASE_NAME, LOG_LEVELS, OperatorSettings
 
 
 def register(commands: Any) -> None:
@@ -31,8 +32,41 @@ def register(commands: Any) -> None:
         help="serve readiness (200 once every watched kind can be listed), "
         "e.g. http://0.0.0.0:8081/readyz",
     )
+    run.add_argument(
+        "--metrics",
+        help="serve Prometheus metrics, e.g. http://0.0.0.0:9402/metrics; default: none",
+    )
     run.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="default: info")
     run.add_argument("--verbose", "-v", action="store_true", help="same as --log-level debug")
+    run.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text, or json: one JSON object per line (time, level, logger, message, and "
+        "namespace, name, reason, requestId when known); default: text",
+    )
+    election = run.add_argument_group(
+        "leader election", "one replica reconciles at a time, elected with a Lease"
+    )
+    election.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="stand by until this process holds the Lease; exit when it is lost",
+    )
+    election.add_argument(
+        "--leader-election-namespace",
+        help="the Lease's namespace "
+        "(default: POD_NAMESPACE / KVCERT_NAMESPACE, else kvcert-system)",
+    )
+    election.add_argument(
+        "--lease-name", default=DEFAULT_LEASE_NAME, help=f"default: {DEFAULT_LEASE_NAME}"
+    )
+    for flag, default, meaning in (
+        ("--lease-duration", 15, "seconds a standby waits after the last renewal it saw"),
+        ("--renew-deadline", 10, "seconds the leader may fail to renew before it exits"),
+        ("--retry-period", 2, "seconds between attempts to acquire or renew"),
+    ):
+        election.add_argument(flag, type=int, default=default, help=f"{meaning}; default {default}")
     run.set_defaults(run=run_operator)
 
 
@@ -43,7 +77,14 @@ def run_operator(args: argparse.Namespace) -> int:
             namespaces=args.namespace,
             liveness=args.liveness,
             readiness=args.readiness,
+            metrics=args.metrics,
             log_level=level,
+            leader_elect=args.leader_elect,
+            leader_election_namespace=args.leader_election_namespace,
+            lease_name=args.lease_name,
+            lease_duration=args.lease_duration,
+            renew_deadline=args.renew_deadline,
+            retry_period=args.retry_period,
         )
     except ValueError as error:
         print(f"kvcert operator run: {error}", file=sys.stderr)
@@ -55,12 +96,14 @@ def run_operator(args: argparse.Namespace) -> int:
         from kubernetes.config import kube_config  # noqa: PLC0415
 
         kube_config.KUBE_CONFIG_DEFAULT_LOCATION = args.kubeconfig
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("kubernetes.client.rest", "urllib3", "httpx", "httpcore", "azure"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    logs.configure(level, args.log_format)
+    if settings.leader_election is not None:
+        # A standby starts nothing of kopf's: it waits here, answering its probes.
+        from kvcert.runtime import kube, leader  # noqa: PLC0415
+
+        probes = [url for url in (settings.liveness, settings.readiness) if url]
+        api = kube.load_api_client(args.kubeconfig)
+        leader.await_leadership(settings.leader_election, api, probes, settings.metrics)
     import kopf  # noqa: PLC0415 - kopf is heavy; the vault and dev commands do not need it
 
     import kvcert.handlers  # noqa: F401, PLC0415 - registers the handlers

@@ -360,6 +360,37 @@ def test_2_certificates_of_every_kind_issue_under_the_charts_rbac(e2e: E2E):
     assert deleted.status_code == 200, deleted.text
     e2e.figures["scenarios, s"] = round(time.monotonic() - started, 1)
     e2e.figures["operator pod memory working set, bytes"] = _pod_memory(e2e, HELM_NS)
+    _metrics_scraped_in_the_pod(e2e, kubes["self"].namespace)
+
+
+SCRAPE = """
+import urllib.request
+try:
+    print(urllib.request.urlopen("http://127.0.0.1:9402/metrics", timeout=10).read().decode())
+except OSError as error:  # a standby serves no metrics yet
+    print("unreachable", error)
+"""
+
+
+def _metrics_scraped_in_the_pod(e2e: E2E, namespace: str) -> None:
+    """The chart's metrics port answers inside the pod (the leader's, with leader election):
+    the Self certificate is Ready in it and the process is the leader."""
+    texts = [
+        _exec_python(e2e.cluster, HELM_NS, pod["metadata"]["name"], SCRAPE)
+        for pod in e2e.operator_pods(HELM_NS)
+    ]
+    text = next((t for t in texts if "kvcert_leader 1.0" in t), "")
+    assert text, "no operator pod reports kvcert_leader 1"
+    ready = [
+        line
+        for line in text.splitlines()
+        if line.startswith("kvcert_certificate_ready_status{")
+        and 'name="web"' in line
+        and f'namespace="{namespace}"' in line
+        and 'condition="True"' in line
+    ]
+    assert ready, "web's Ready series is missing"
+    assert ready[0].endswith(" 1.0")
 
 
 def _pod_memory(e2e: E2E, namespace: str) -> float:

@@ -10,6 +10,7 @@ must be what hack/manifests.sh renders now.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -47,6 +48,9 @@ CLUSTER_GRANTS = {
 }
 CREDENTIAL_GRANTS = {("", "secrets", "get")}
 CLUSTER_EVENT_GRANTS = {("", "events", "create")}
+# Leader election (kvcert.runtime.leader): the release's Lease, in the release namespace.
+LEASE_GRANTS = {("coordination.k8s.io", "leases", verb) for verb in ("get", "update", "create")}
+LEASE_ROLE = "-leader-election"
 
 
 @dataclass(frozen=True)
@@ -214,8 +218,11 @@ def assert_common(rendering: Rendering, namespace: str) -> None:
 
     deployment = rendering.one("Deployment")
     assert deployment["metadata"]["namespace"] == namespace
-    # No leader election yet: the old operator stops before the new one starts.
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    # Leader election by default: the new pod stands by until the old leader's Lease expired.
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = rendering.pod["spec"]
     assert pod["automountServiceAccountToken"] is True
     assert pod["securityContext"] == {
@@ -236,12 +243,13 @@ def assert_common(rendering: Rendering, namespace: str) -> None:
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "readyz"}
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert ports == {"healthz": 8080, "readyz": 8081}
+    assert ports == {"healthz": 8080, "readyz": 8081, "metrics": 9402}
     args = container["args"]
     assert args[:2] == ["operator", "run"]
     for flag, value in (
         ("--liveness", "http://0.0.0.0:8080/healthz"),
         ("--readiness", "http://0.0.0.0:8081/readyz"),
+        ("--metrics", "http://0.0.0.0:9402/metrics"),
         ("--log-level", "info"),
     ):
         assert args[args.index(flag) + 1] == value
@@ -249,6 +257,7 @@ def assert_common(rendering: Rendering, namespace: str) -> None:
         "name": "POD_NAMESPACE",
         "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}},
     } in container["env"]
+    assert_leader_election(rendering, namespace)
     assert container["resources"] == {
         "requests": {"cpu": "50m", "memory": "128Mi"},
         "limits": {"memory": "256Mi"},
@@ -260,6 +269,34 @@ def assert_common(rendering: Rendering, namespace: str) -> None:
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": namespace}
         ]
+
+
+def assert_leader_election(rendering: Rendering, namespace: str) -> None:
+    """The default leader election: flags, the pod's name, and a Role on the release's Lease."""
+    args, lease = rendering.container["args"], f"{RELEASE}-kvcert-operator"
+    start = args.index("--leader-elect")
+    assert args[start : start + 11] == [
+        "--leader-elect",
+        *("--leader-election-namespace", namespace, "--lease-name", lease),
+        *("--lease-duration", "15", "--renew-deadline", "10", "--retry-period", "2"),
+    ]
+    assert {
+        "name": "POD_NAME",
+        "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}},
+    } in rendering.container["env"]
+    roles = [r for r in rendering.of_kind("Role") if r["metadata"]["name"].endswith(LEASE_ROLE)]
+    if not roles:  # rbac.create=false
+        return
+    (role,) = roles
+    assert role["metadata"]["namespace"] == namespace
+    assert grants(role["rules"]) == LEASE_GRANTS
+    # get and update only on the release's own Lease; create cannot be limited by name.
+    by_verbs = {tuple(rule["verbs"]): rule.get("resourceNames") for rule in role["rules"]}
+    assert by_verbs == {("get", "update"): [lease], ("create",): None}
+    (binding,) = [
+        b for b in rendering.of_kind("RoleBinding") if b["metadata"]["name"].endswith(LEASE_ROLE)
+    ]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
 
 
 def test_helm_lint_strict(tools: Tools) -> None:
@@ -279,7 +316,10 @@ def test_defaults_cluster_wide(
     assert_common(rendering, namespace)
 
     kinds = sorted(obj["kind"] for obj in rendering.objects)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
+    assert kinds == [
+        *("ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding"),
+        *("Service", "ServiceAccount"),  # Service: metrics; no ServiceMonitor without its API
+    ]
     assert grants(rendering.one("ClusterRole")["rules"]) == NAMESPACED_GRANTS | CLUSTER_GRANTS
     assert rendering.one("Deployment")["spec"]["replicas"] == 1
     assert rendering.container["image"] == "ghcr.io/kvcert/kvcert:0.1.0"
@@ -305,7 +345,11 @@ def test_watch_namespaces(
     assert args[start : start + 4] == ["--namespace", a, "--namespace", b]
     assert args.count("--namespace") == 2
 
-    roles = {role["metadata"]["namespace"]: role for role in rendering.of_kind("Role")}
+    roles = {
+        role["metadata"]["namespace"]: role
+        for role in rendering.of_kind("Role")
+        if not role["metadata"]["name"].endswith(LEASE_ROLE)  # assert_common checked it
+    }
     assert set(roles) == {a, b, namespace, "default"}
     assert grants(roles[a]["rules"]) == NAMESPACED_GRANTS
     assert grants(roles[b]["rules"]) == NAMESPACED_GRANTS
@@ -316,6 +360,7 @@ def test_watch_namespaces(
     bindings = {
         binding["metadata"]["namespace"]: binding["roleRef"]["name"]
         for binding in rendering.of_kind("RoleBinding")
+        if not binding["metadata"]["name"].endswith(LEASE_ROLE)
     }
     assert bindings == {ns: roles[ns]["metadata"]["name"] for ns in (a, b, namespace, "default")}
 
@@ -373,7 +418,7 @@ def test_replicas_and_pod_settings(
 
     assert rendering.one("Deployment")["spec"]["replicas"] == 2
     container, pod = rendering.container, rendering.pod
-    assert container["args"][-3:] == ["--log-level", "debug", "--verbose"]
+    assert container["args"][-5:] == ["--log-level", "debug", "--log-format", "text", "--verbose"]
     assert {"name": "HTTPS_PROXY", "value": "http://proxy:3128"} in container["env"]
     assert container["readinessProbe"]["periodSeconds"] == 7
     assert pod["metadata"]["labels"]["team"] == "platform"
@@ -400,7 +445,9 @@ def test_existing_service_account_and_no_rbac(
     assert "allowPrivilegeEscalation" in warnings
 
     bare = render(tools, namespace, "rbac.create=false")
-    assert sorted(obj["kind"] for obj in bare.objects) == ["Deployment", "ServiceAccount"]
+    assert sorted(obj["kind"] for obj in bare.objects) == [
+        *("Deployment", "Service", "ServiceAccount")  # Service: metrics
+    ]
 
     unnamed = tools.helm_run(
         *("template", RELEASE, str(CHART), "--kube-version", K8S_VERSION),
@@ -441,6 +488,8 @@ def test_image_digest_wins_over_tag(
         ("image.digest=latest", "digest"),
         ("probes.liveness.periodSeconds=soon", "periodSeconds"),
         ("workloadIdentity.tenantId=abc", "clientId"),
+        ("leaderElection.leaseDuration=soon", "leaseDuration"),
+        ("leaderElection.elect=true", "elect"),
     ],
 )
 def test_schema_rejects_bad_values_at_install(
@@ -507,7 +556,11 @@ def test_deploy_manifest_is_fresh(tools: Tools) -> None:
     for obj in objects[4:]:
         if obj["kind"] not in {"ClusterRole", "ClusterRoleBinding"}:
             assert obj["metadata"]["namespace"] == "kvcert-system"
-    assert set(kinds[4:]) == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"}
+    assert set(kinds[4:]) == {
+        *("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"),
+        *("Role", "RoleBinding"),  # leader election's Lease
+        "Service",  # metrics
+    }
 
 
 GITOPS = ROOT / "deploy"
@@ -596,20 +649,146 @@ def test_two_releases_of_one_name_in_two_namespaces_do_not_collide(
 def test_notes_follow_the_install_mode(
     tools: Tools, api_client: client.ApiClient, namespaces: list[str]
 ) -> None:
-    """NOTES.txt: examples in the first watched namespace, a warning for more than one replica."""
+    """NOTES.txt: examples in the first watched namespace; more than one replica is announced
+    with the Lease when leader election is on, and warned about when it is off."""
     namespace = _create_namespace(api_client, namespaces, "rel")
     team = _create_namespace(api_client, namespaces, "team")
     notes = tools.helm_run(
         "install", "notes", str(CHART), "--namespace", namespace, "--dry-run=server",
         "--kubeconfig", str(tools.kubeconfig),
         "--set", f"watchNamespaces={{{team}}}", "--set", "replicaCount=2",
+        "--set", "leaderElection.enabled=false",
     ).stdout.split("NOTES:", 1)[1]  # fmt: skip
     assert f"kubectl apply -n {team} -f keyvault.yaml" in notes
     assert "my-team" not in notes
-    assert "WARNING: replicaCount is 2" in notes
+    assert "WARNING: replicaCount is 2 and leader election is disabled" in notes
+    elected = tools.helm_run(
+        "install", "notes", str(CHART), "--namespace", namespace, "--dry-run=server",
+        "--kubeconfig", str(tools.kubeconfig), "--set", "replicaCount=2",
+    ).stdout.split("NOTES:", 1)[1]  # fmt: skip
+    assert "WARNING" not in elected
+    assert f"one reconciles (it holds the Lease {namespace}/notes-kvcert-operator)" in elected
     default = tools.helm_run(
         "install", "notes", str(CHART), "--namespace", namespace, "--dry-run=server",
         "--kubeconfig", str(tools.kubeconfig),
     ).stdout.split("NOTES:", 1)[1]  # fmt: skip
     assert "kubectl apply -n my-team -f keyvault.yaml" in default
     assert "WARNING" not in default
+
+
+def test_leader_election_two_replicas_and_its_absence(
+    tools: Tools, api_client: client.ApiClient, namespaces: list[str]
+) -> None:
+    """Two replicas with leader election: a PodDisruptionBudget keeps one; the timings are
+    passed on. Without leader election: Recreate, no Lease, no Role for it. Unsafe timings fail
+    the rendering, naming the values."""
+    namespace = _create_namespace(api_client, namespaces, "rel")
+    two = render(
+        tools, namespace, "replicaCount=2",
+        "leaderElection.leaseDuration=30", "leaderElection.renewDeadline=20",
+        "leaderElection.retryPeriod=4",
+    )  # fmt: skip
+    restricted(tools, two)
+    budget = two.one("PodDisruptionBudget")
+    assert budget["metadata"]["namespace"] == namespace
+    assert budget["spec"] == {
+        "minAvailable": 1,
+        "selector": {"matchLabels": two.one("Deployment")["spec"]["selector"]["matchLabels"]},
+    }
+    args = two.container["args"]
+    for flag, value in (("--lease-duration", "30"), ("--renew-deadline", "20")):
+        assert args[args.index(flag) + 1] == value
+    assert args[args.index("--retry-period") + 1] == "4"
+
+    alone = render(tools, namespace, "leaderElection.enabled=false")
+    restricted(tools, alone)
+    assert alone.one("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--leader-elect" not in alone.container["args"]
+    assert "POD_NAME" not in {env["name"] for env in alone.container["env"]}
+    assert not alone.of_kind("Role")
+    assert not alone.of_kind("PodDisruptionBudget")
+    chosen = render(tools, namespace, "updateStrategy.type=Recreate")
+    assert chosen.one("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+
+    for values, named in (
+        (("leaderElection.renewDeadline=15",), "renewDeadline (15) must be less than"),
+        (("leaderElection.retryPeriod=9",), "retryPeriod (9) times 1.2"),
+    ):
+        args = [arg for value in values for arg in ("--set", value)]
+        failed = tools.helm_run("template", RELEASE, str(CHART), *args, check=False)
+        assert failed.returncode != 0
+        assert named in failed.stderr, failed.stderr
+
+
+MONITORING_APIS = (
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "monitoring.coreos.com/v1/PrometheusRule",
+)
+
+
+def render_with_apis(tools: Tools, namespace: str, apis: Sequence[str], *values: str) -> Rendering:
+    """`helm template` as against a cluster that serves `apis` (e.g. prometheus-operator's)."""
+    args = [arg for api in apis for arg in ("--api-versions", api)]
+    args += [arg for value in values for arg in ("--set", value)]
+    text = tools.helm_run(
+        "template", RELEASE, str(CHART), "--namespace", namespace,
+        "--kube-version", K8S_VERSION, *args,
+    ).stdout  # fmt: skip
+    return Rendering(text=text, objects=[obj for obj in yaml.safe_load_all(text) if obj])
+
+
+def test_metrics_service_monitor_rule_and_dashboard(
+    tools: Tools, api_client: client.ApiClient, namespaces: list[str]
+) -> None:
+    """Metrics on by default: a Service on the container's `metrics` port. The ServiceMonitor
+    and PrometheusRule only where their APIs are served; the dashboard only when asked for.
+    Off: no port, no flag, no Service, no ServiceMonitor even where the API is served."""
+    namespace = _create_namespace(api_client, namespaces, "rel")
+    with_apis = render_with_apis(
+        tools, namespace, MONITORING_APIS, "metrics.dashboard.enabled=true",
+        "metrics.serviceMonitor.labels.release=prom", "metrics.prometheusRule.labels.release=prom",
+    )  # fmt: skip
+    assert_common(with_apis, namespace)
+    service = with_apis.one("Service")
+    assert service["metadata"]["namespace"] == namespace
+    assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "metrics"
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9402, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    pod_labels = with_apis.pod["metadata"]["labels"]
+    assert all(pod_labels[k] == v for k, v in service["spec"]["selector"].items())
+    monitor = with_apis.one("ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    selected = monitor["spec"]["selector"]["matchLabels"]
+    assert all(service["metadata"]["labels"][k] == v for k, v in selected.items())
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [namespace]}
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    rule = with_apis.one("PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "prom"
+    alerts = {r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert "KvcertNoLeader" in alerts  # the rules themselves: tests/integration/test_alerts.py
+    dashboard = with_apis.one("ConfigMap")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["kvcert.json"])["uid"] == "kvcert"
+    # The API server accepts what this cluster can hold (no prometheus-operator CRDs here).
+    plain = [o for o in with_apis.objects if o["kind"] not in {"ServiceMonitor", "PrometheusRule"}]
+    restricted(tools, Rendering(text=yaml.safe_dump_all(plain), objects=plain))
+
+    without_apis = render(tools, namespace)
+    assert not without_apis.of_kind("ServiceMonitor")
+    assert not without_apis.of_kind("PrometheusRule")
+    assert not without_apis.of_kind("ConfigMap")
+    assert without_apis.one("Service")
+
+    off = render_with_apis(tools, namespace, MONITORING_APIS, "metrics.enabled=false")
+    restricted(tools, off)
+    assert not off.of_kind("Service")
+    assert not off.of_kind("ServiceMonitor")
+    assert not off.of_kind("PrometheusRule")
+    assert "--metrics" not in off.container["args"]
+    assert "metrics" not in {port["name"] for port in off.container["ports"]}
+    port = render(tools, namespace, "metrics.port=9500")
+    assert port.container["args"][port.container["args"].index("--metrics") + 1] == (
+        "http://0.0.0.0:9500/metrics"
+    )
+    assert port.one("Service")["spec"]["ports"][0]["port"] == 9500

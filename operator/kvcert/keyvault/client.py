@@ -24,6 +24,7 @@ from kvcert.keyvault.convert import (
 )
 from kvcert.keyvault.credentials import VaultCredential
 from kvcert.keyvault.errors import BadParameter, OperationNotInProgress, UnexpectedResponse
+from kvcert.keyvault.observe import RequestObserver
 from kvcert.keyvault.policy import (
     CertificatePolicySpec,
     LifetimeActionSpec,
@@ -74,7 +75,8 @@ class KeyVaultClient:
     """One vault. Create one per vault URL and credential; share its rate limiter with any
     other client of the same vault. Without `transport`, TLS trusts `ca_bundle_pem` alone when
     given, else the system roots; pass a prebuilt `ssl_context` (make_ssl_context, run off the
-    event loop) to share one trust store between clients."""
+    event loop) to share one trust store between clients. `observer` is told of every HTTP
+    exchange (kvcert.keyvault.observe), e.g. to count requests for metrics."""
 
     def __init__(
         self,
@@ -89,6 +91,7 @@ class KeyVaultClient:
         rate_limiter: VaultRateLimiter | None = None,
         verify_challenge_resource: bool = True,
         ssl_context: ssl.SSLContext | None = None,
+        observer: RequestObserver | None = None,
     ) -> None:
         if api_version not in SUPPORTED_API_VERSIONS:
             raise ValueError(f"api_version must be one of {SUPPORTED_API_VERSIONS}")
@@ -104,6 +107,7 @@ class KeyVaultClient:
             retry=retry or RetryPolicy(),
             rate_limiter=rate_limiter or VaultRateLimiter(),
             verify_challenge_resource=verify_challenge_resource,
+            observer=observer,
         )
 
     @property

@@ -40,6 +40,13 @@ from kvcert.keyvault.errors import (
     error_class,
     scrub,
 )
+from kvcert.keyvault.observe import (
+    TRANSPORT_ERROR,
+    RequestObserver,
+    RequestRecord,
+    route,
+    vault_host,
+)
 from kvcert.keyvault.retry import RetryPolicy, VaultRateLimiter, parse_retry_after
 
 log = logging.getLogger("kvcert.keyvault")
@@ -140,8 +147,11 @@ class VaultSession:
         retry: RetryPolicy,
         rate_limiter: VaultRateLimiter,
         verify_challenge_resource: bool,
+        observer: RequestObserver | None = None,
     ) -> None:
         self.vault_url = check_vault_url(vault_url)
+        self._host = vault_host(self.vault_url)
+        self._observer = observer
         self.api_version = api_version
         self._credential = credential
         self._retry = retry
@@ -270,7 +280,9 @@ class VaultSession:
         except httpx.TransportError as exc:
             error = _transport_error(exc)
             log.debug("%s %s -> %s", method, path, type(error).__name__)
+            self._observe(method, path, TRANSPORT_ERROR, started)
             raise error from exc
+        self._observe(method, path, str(response.status_code), started)
         log.debug(
             "%s %s -> %d in %.0f ms",
             method,
@@ -279,3 +291,18 @@ class VaultSession:
             (time.perf_counter() - started) * 1000,
         )
         return response
+
+    def _observe(self, method: str, path: str, code: str, started: float) -> None:
+        """Tell the observer (if any) about one exchange; its failure never fails a request."""
+        if self._observer is None:
+            return
+        record = RequestRecord(
+            host=self._host,
+            operation=route(method, path),
+            code=code,
+            seconds=time.perf_counter() - started,
+        )
+        try:
+            self._observer(record)
+        except Exception:  # an observer bug must not turn into a Key Vault error
+            log.exception("request observer failed")

@@ -106,6 +106,14 @@ def issued(certificate: ObservedCertificate, secret_name: str) -> Verdict:
     )
 
 
+def _renewing_while_serving(inp: Input, verdict: Verdict) -> bool:
+    """A renewal by time or by kvcert.io/renew while the delivered version serves: the spec is
+    met, so kstatus readers (Flux health checks) see Current, not days of InProgress (#16)."""
+    intent = inp.status.operation.intent if inp.status.operation else None
+    trigger = intent.trigger if intent is not None else None
+    return verdict.serving and trigger in ("renew", "renewBefore")
+
+
 def conditions(inp: Input, verdict: Verdict) -> tuple[Condition, ...]:
     """Ready, Issuing, Stalled and Reconciling (= Issuing) for this verdict; other condition
     types are kept."""
@@ -114,7 +122,7 @@ def conditions(inp: Input, verdict: Verdict) -> tuple[Condition, ...]:
         (READY, verdict.ready or verdict.serving),
         (ISSUING, verdict.issuing),
         (STALLED, verdict.stalled),
-        (RECONCILING, verdict.issuing),
+        (RECONCILING, verdict.issuing and not _renewing_while_serving(inp, verdict)),
     ):
         reason, message = verdict.reason.value, verdict.message if (on or type_ == READY) else ""
         if type_ == READY and verdict.serving and inp.status.certificate is not None:

@@ -223,7 +223,7 @@ def _in_sync(
             f"certificate version {info.version} in Secret {spec.secret_name} expired at"
             f" {info.not_after:%Y-%m-%dT%H:%M:%SZ} and no newer version was issued"
         )
-        verdict = Verdict(Reason.EXPIRED, message)
+        verdict = Verdict(Reason.EXPIRED, message, stalled=True)
         return conclude(inp, verdict, current, rung="expired", requeue_after=delay)
     if (problem := output_problem(inp, spec)) is not None:
         return conclude(inp, problem, current, rung="output format unavailable")
@@ -302,7 +302,7 @@ def deliver(inp: Input, spec: CertificateSpec, current: OperationView) -> Decisi
         return conclude(inp, problem, current, rung="output format unavailable")
     if _expired(cert.not_after, inp.now):
         message = f"certificate version {cert.version} expired at {cert.not_after}"
-        verdict = Verdict(Reason.EXPIRED, message, certificate=cert)
+        verdict = Verdict(Reason.EXPIRED, message, stalled=True, certificate=cert)
         return conclude(inp, verdict, current, rung="issued, expired", requeue_after=delay)
     verdict = readiness.issued(cert, spec.secret_name)
     return conclude(inp, verdict, current, rung="issued", requeue_after=delay)

@@ -12,7 +12,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kvcert.runtime.kube import GROUP, VERSION
+from kvcert.runtime import logs
+from kvcert.runtime.kube import GROUP, VERSION, KubeObserver
 
 log = logging.getLogger("kvcert.events")
 COMPONENT = "kvcert"
@@ -22,14 +23,38 @@ MESSAGE_LIMIT = 1000
 class EventRecorder:
     """Posts core/v1 Events; a failure to post is logged, never fatal to a reconcile."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, observer: KubeObserver | None = None) -> None:
         self._core = client.CoreV1Api(api)
+        self._observer = observer
 
     async def emit(
-        self, body: Mapping[str, Any], event_type: str, reason: str, message: str, kind: str
+        self,
+        body: Mapping[str, Any],
+        event_type: str,
+        reason: str,
+        message: str,
+        kind: str,
+        *,
+        request_id: str | None = None,
     ) -> None:
+        """Post the Event, and log it: the operator's one log line per transition (INFO for
+        Normal, WARNING for Warning), with the request id given or recorded in status."""
         meta = body.get("metadata", {})
         namespace = meta.get("namespace") or "default"
+        request_id = request_id or ((body.get("status") or {}).get("operation") or {}).get(
+            "requestId"
+        )
+        log.log(
+            logging.INFO if event_type == "Normal" else logging.WARNING,
+            "%s %s/%s: %s: %s%s",
+            kind,
+            meta.get("namespace") or "-",
+            meta.get("name"),
+            reason,
+            message,
+            f" (request {request_id})" if request_id else "",
+            extra=logs.fields(meta.get("namespace"), meta.get("name"), reason, request_id),
+        )
         now = datetime.now(UTC)
         event = client.CoreV1Event(
             metadata=client.V1ObjectMeta(
@@ -57,6 +82,16 @@ class EventRecorder:
         try:
             await asyncio.to_thread(self._core.create_namespaced_event, namespace, event)
         except ApiException as error:
+            self._observe(str(error.status or "error"))
             log.warning(
                 "could not post event %s on %s: HTTP %s", reason, meta.get("name"), error.status
             )
+        except Exception:
+            self._observe("error")
+            raise
+        else:
+            self._observe("201")
+
+    def _observe(self, code: str) -> None:
+        if self._observer is not None:
+            self._observer("create", "events", code)

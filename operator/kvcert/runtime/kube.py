@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -38,6 +38,12 @@ SOURCE_SELECTOR = f"{SOURCE_LABEL}=true"
 OUTPUT_SELECTOR = f"{MANAGED_BY}=kvcert,{CERTIFICATE_LABEL}"
 """The server-side label selector of the output Secrets' watch (labels written by WriteSecret)."""
 
+
+KubeObserver = Callable[[str, str, str], None]
+"""Told of every request Kube makes: (verb, resource, code), e.g. ("patch",
+"certificates/status", "200"); code is the HTTP status, or "error" when there was no answer.
+Called on the event loop; must not block or raise (kvcert.runtime.metrics counts them)."""
+T = TypeVar("T")
 
 USER_AGENT = f"kvcert-operator/{__version__}"
 """What the API server's audit log shows for the operator's own requests (kopf's say kopf/)."""
@@ -83,10 +89,32 @@ class Owner:
 class Kube:
     """The few Kubernetes operations the operator needs, each one request, each off the loop."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, observer: KubeObserver | None = None) -> None:
         self._api = api
         self._core = client.CoreV1Api(api)
         self._custom = client.CustomObjectsApi(api)
+        self._observer = observer
+
+    async def _call(
+        self, verb: str, resource: str, call: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
+        """Run one client call in a worker thread and tell the observer how it went. A
+        success is counted with the verb's usual code (201 for create, else 200): the client
+        does not return the status of a successful call."""
+        try:
+            result = await asyncio.to_thread(call, *args, **kwargs)
+        except ApiException as error:
+            self._observe(verb, resource, str(error.status or "error"))
+            raise
+        except Exception:
+            self._observe(verb, resource, "error")
+            raise
+        self._observe(verb, resource, "201" if verb == "create" else "200")
+        return result
+
+    def _observe(self, verb: str, resource: str, code: str) -> None:
+        if self._observer is not None:
+            self._observer(verb, resource, code)
 
     async def patch_certificate_status(
         self,
@@ -99,7 +127,9 @@ class Kube:
         body: dict[str, Any] = {"status": dict(patch)}
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
-        result = await asyncio.to_thread(
+        result = await self._call(
+            "patch",
+            f"{CERTIFICATES}/status",
             self._custom.patch_namespaced_custom_object_status,
             GROUP,
             VERSION,
@@ -115,7 +145,9 @@ class Kube:
     ) -> None:
         body = {"status": dict(patch)}
         if namespace is None:
-            await asyncio.to_thread(
+            await self._call(
+                "patch",
+                f"{CLUSTERKEYVAULTS}/status",
                 self._custom.patch_cluster_custom_object_status,
                 GROUP,
                 VERSION,
@@ -124,7 +156,9 @@ class Kube:
                 body,
             )
         else:
-            await asyncio.to_thread(
+            await self._call(
+                "patch",
+                f"{KEYVAULTS}/status",
                 self._custom.patch_namespaced_custom_object_status,
                 GROUP,
                 VERSION,
@@ -135,7 +169,9 @@ class Kube:
             )
 
     async def set_finalizer(self, namespace: str, name: str, finalizers: list[str]) -> None:
-        await asyncio.to_thread(
+        await self._call(
+            "patch",
+            CERTIFICATES,
             self._custom.patch_namespaced_custom_object,
             GROUP,
             VERSION,
@@ -149,11 +185,19 @@ class Kube:
         """List at most one object of a kvcert.io kind, as a watch's first step would; raises
         ApiException when the API server refuses (readiness, kvcert.runtime.readiness)."""
         if namespace is None:
-            await asyncio.to_thread(
-                self._custom.list_cluster_custom_object, GROUP, VERSION, plural, limit=1
+            await self._call(
+                "list",
+                plural,
+                self._custom.list_cluster_custom_object,
+                GROUP,
+                VERSION,
+                plural,
+                limit=1,
             )
         else:
-            await asyncio.to_thread(
+            await self._call(
+                "list",
+                plural,
                 self._custom.list_namespaced_custom_object,
                 GROUP,
                 VERSION,
@@ -165,11 +209,19 @@ class Kube:
     async def get_vault(self, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
             if namespace is None:
-                found = await asyncio.to_thread(
-                    self._custom.get_cluster_custom_object, GROUP, VERSION, CLUSTERKEYVAULTS, name
+                found = await self._call(
+                    "get",
+                    CLUSTERKEYVAULTS,
+                    self._custom.get_cluster_custom_object,
+                    GROUP,
+                    VERSION,
+                    CLUSTERKEYVAULTS,
+                    name,
                 )
             else:
-                found = await asyncio.to_thread(
+                found = await self._call(
+                    "get",
+                    KEYVAULTS,
                     self._custom.get_namespaced_custom_object,
                     GROUP,
                     VERSION,
@@ -185,7 +237,9 @@ class Kube:
 
     async def get_certificate(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            found = await asyncio.to_thread(
+            found = await self._call(
+                "get",
+                CERTIFICATES,
                 self._custom.get_namespaced_custom_object,
                 GROUP,
                 VERSION,
@@ -201,8 +255,8 @@ class Kube:
 
     async def get_secret(self, namespace: str, name: str) -> client.V1Secret | None:
         try:
-            secret: client.V1Secret = await asyncio.to_thread(
-                self._core.read_namespaced_secret, name, namespace
+            secret: client.V1Secret = await self._call(
+                "get", "secrets", self._core.read_namespaced_secret, name, namespace
             )
         except ApiException as error:
             if error.status == 404:
@@ -216,12 +270,12 @@ class Kube:
         """Create, or replace what is there (the caller checked it is ours)."""
         name = str(secret.metadata.name if secret.metadata else "")
         if exists:
-            replaced: client.V1Secret = await asyncio.to_thread(
-                self._core.replace_namespaced_secret, name, namespace, secret
+            replaced: client.V1Secret = await self._call(
+                "update", "secrets", self._core.replace_namespaced_secret, name, namespace, secret
             )
             return replaced
-        created: client.V1Secret = await asyncio.to_thread(
-            self._core.create_namespaced_secret, namespace, secret
+        created: client.V1Secret = await self._call(
+            "create", "secrets", self._core.create_namespaced_secret, namespace, secret
         )
         return created
 
@@ -231,16 +285,29 @@ class Kube:
         """Create or replace; `exists` says which to try first (one write when it is right)."""
         name = str(config_map.metadata.name if config_map.metadata else "")
 
-        def create() -> None:
-            self._core.create_namespaced_config_map(namespace, config_map)
+        async def create() -> None:
+            await self._call(
+                "create",
+                "configmaps",
+                self._core.create_namespaced_config_map,
+                namespace,
+                config_map,
+            )
 
-        def replace() -> None:
-            self._core.replace_namespaced_config_map(name, namespace, config_map)
+        async def replace() -> None:
+            await self._call(
+                "update",
+                "configmaps",
+                self._core.replace_namespaced_config_map,
+                name,
+                namespace,
+                config_map,
+            )
 
         first, second, missed = (replace, create, 404) if exists else (create, replace, 409)
         try:
-            await asyncio.to_thread(first)
+            await first()
         except ApiException as error:
             if error.status != missed:
                 raise
-            await asyncio.to_thread(second)
+            await second()

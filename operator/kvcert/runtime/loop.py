@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from kvcert.reconcile.outcomes import Failed, proceeds
 from kvcert.runtime.clock import Clock
 from kvcert.runtime.events import EventRecorder
 from kvcert.runtime.kube import FINALIZER, Kube, Owner
+from kvcert.runtime.metrics import Metrics
 from kvcert.runtime.perform import Performer
 from kvcert.runtime.vaults import VaultClients, VaultUnavailable
 
@@ -36,13 +38,14 @@ UNSETTLED_DELAY = 60.0
 
 @dataclass
 class Context:
-    """What every reconcile shares: clients, the operator's clock (reconcile's `now`), and
-    per-object bookkeeping kept in memory."""
+    """What every reconcile shares: clients, the operator's clock (reconcile's `now`), the
+    metrics (kvcert.runtime.metrics), and per-object bookkeeping kept in memory."""
 
     kube: Kube
     vaults: VaultClients
     events: EventRecorder
     clock: Clock = field(default_factory=Clock)
+    metrics: Metrics = field(default_factory=Metrics)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
 
@@ -90,14 +93,31 @@ async def _vault(ctx: Context, body: Mapping[str, Any]) -> tuple[KeyVaultClient 
 
 
 async def reconcile_certificate(ctx: Context, body: Mapping[str, Any]) -> float | None:
-    """Bring one Certificate one round closer to its spec; returns seconds until the next round."""
+    """Bring one Certificate one round closer to its spec; returns seconds until the next round.
+
+    Counted in kvcert_reconcile_total: `error` when it raises or does not settle, `requeue`
+    when it asks for a next round, `ok` otherwise; timed in kvcert_reconcile_duration_seconds."""
+    started = time.perf_counter()
+    result = "error"
+    try:
+        delay, settled = await _reconcile_round(ctx, body)
+        if settled:
+            result = "ok" if delay is None else "requeue"
+        return delay
+    finally:
+        ctx.metrics.reconciled(result, time.perf_counter() - started)
+
+
+async def _reconcile_round(ctx: Context, body: Mapping[str, Any]) -> tuple[float | None, bool]:
+    """(seconds until the next round or None, whether the round settled)."""
     meta = body["metadata"]
     uid, namespace, name = meta["uid"], meta["namespace"], meta["name"]
     deleting = bool(meta.get("deletionTimestamp"))
     has_finalizer = await _sync_finalizer(ctx, body)
     if deleting and not has_finalizer:
         ctx.forget(uid)
-        return None  # not ours to hold: Kubernetes removes it
+        ctx.metrics.forget_certificate(namespace, name)
+        return None, True  # not ours to hold: Kubernetes removes it
     vault, vault_facts = await _vault(ctx, body)
     inp = Input.from_body(
         body,
@@ -119,8 +139,14 @@ async def reconcile_certificate(ctx: Context, body: Mapping[str, Any]) -> float 
         decision = reconcile(inp)
         for action in decision.actions:
             if isinstance(action, Emit):
+                operation = decision.status_patch.get("operation") or {}
                 await ctx.events.emit(
-                    body, action.type, action.reason, action.message, "Certificate"
+                    body,
+                    action.type,
+                    action.reason,
+                    action.message,
+                    "Certificate",
+                    request_id=operation.get("requestId"),
                 )
                 continue
             result = await performer.perform(action)
@@ -134,7 +160,7 @@ async def reconcile_certificate(ctx: Context, body: Mapping[str, Any]) -> float 
             break
     else:
         log.error("%s/%s: reconcile did not settle in %d steps", namespace, name, MAX_STEPS)
-        return UNSETTLED_DELAY
+        return UNSETTLED_DELAY, False
     assert decision is not None
     log.debug("%s/%s: %s", namespace, name, decision.rung)
     try:
@@ -145,11 +171,15 @@ async def reconcile_certificate(ctx: Context, body: Mapping[str, Any]) -> float 
             finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
             await ctx.kube.set_finalizer(namespace, name, finalizers)
             ctx.forget(uid)
+            ctx.metrics.forget_certificate(namespace, name)
+        elif uid in ctx.locks:  # not forgotten by a DELETED event meanwhile (stale series)
+            ctx.metrics.observe_certificate(body, decision.status_patch)
     except ApiException as error:
         if error.status != 404:
             raise
         # Deleted while it was being reconciled: nothing is left to report on or to requeue.
         log.debug("%s/%s: gone before its status was written", namespace, name)
         ctx.forget(uid)
-        return None
-    return decision.requeue_after
+        ctx.metrics.forget_certificate(namespace, name)
+        return None, True
+    return decision.requeue_after, True

@@ -13,6 +13,44 @@ from pathlib import Path
 
 DEFAULT_OPERATOR_NAMESPACE = "kvcert-system"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_LEASE_NAME = "kvcert-operator"
+
+
+@dataclass(frozen=True)
+class LeaderElectionSettings:
+    """`--leader-elect`: one replica reconciles, elected with a coordination.k8s.io/v1 Lease
+    (kvcert.runtime.leader). Durations are whole seconds, the Lease's own unit
+    (`spec.leaseDurationSeconds`), with client-go's defaults (15, 10, 2).
+
+    - `lease_duration`: how long a standby waits after the last renewal it saw before taking over;
+    - `renew_deadline`: how long the leader keeps failing to renew before it stops (exits);
+      shorter than `lease_duration`, so a leader always stops before another may take over;
+    - `retry_period`: seconds between attempts to acquire or renew; the kubernetes client's
+      elector requires `renew_deadline > 1.2 * retry_period` (its jitter factor).
+    """
+
+    namespace: str = DEFAULT_OPERATOR_NAMESPACE
+    lease_name: str = DEFAULT_LEASE_NAME
+    lease_duration: int = 15
+    renew_deadline: int = 10
+    retry_period: int = 2
+
+    def __post_init__(self) -> None:
+        """Raises ValueError for timings the election cannot keep safe."""
+        if min(self.lease_duration, self.renew_deadline, self.retry_period) < 1:
+            raise ValueError("lease duration, renew deadline and retry period must be >= 1 s")
+        if self.renew_deadline >= self.lease_duration:
+            raise ValueError(
+                f"the renew deadline ({self.renew_deadline} s) must be shorter than the lease "
+                f"duration ({self.lease_duration} s)"
+            )
+        if self.renew_deadline <= 1.2 * self.retry_period:
+            raise ValueError(
+                f"the retry period ({self.retry_period} s) must be shorter than the renew "
+                f"deadline ({self.renew_deadline} s) divided by 1.2"
+            )
+        if not self.namespace or not self.lease_name:
+            raise ValueError("the lease needs a namespace and a name")
 
 
 @dataclass(frozen=True)
@@ -26,7 +64,10 @@ class OperatorSettings:
       (Azure Key Vault service limits); `KVCERT_VAULT_CREATES_PER_10S` lifts it for benchmarks
       against the local vault.
     - `liveness` / `readiness`: `http://HOST:PORT/PATH` endpoints, or None for none.
+    - `metrics`: the `http://HOST:PORT/PATH` endpoint serving Prometheus metrics
+      (kvcert.runtime.metrics), or None (default) for none.
     - `log_level`: one of LOG_LEVELS.
+    - `leader_election`: None (every process reconciles: run one) or the Lease to hold.
     - `clock_file`: TEST-ONLY. `KVCERT_CLOCK_FILE` names a file holding seconds added to the
       operator's clock (kvcert.runtime.clock), so that integration tests move time instead of
       sleeping. Absent (None) by default; never set it in a deployment.
@@ -39,6 +80,8 @@ class OperatorSettings:
     readiness: str | None = None
     log_level: str = "info"
     clock_file: Path | None = None
+    metrics: str | None = None
+    leader_election: LeaderElectionSettings | None = None
 
     @property
     def clusterwide(self) -> bool:
@@ -51,13 +94,21 @@ class OperatorSettings:
         namespaces: Sequence[str] = (),
         liveness: str | None = None,
         readiness: str | None = None,
+        metrics: str | None = None,
         log_level: str = "info",
+        leader_elect: bool = False,
+        leader_election_namespace: str | None = None,
+        lease_name: str = DEFAULT_LEASE_NAME,
+        lease_duration: int = 15,
+        renew_deadline: int = 10,
+        retry_period: int = 2,
         environ: Mapping[str, str] | None = None,
     ) -> OperatorSettings:
         """Settings from command-line values and the environment (default: os.environ).
 
-        Raises ValueError for a log level outside LOG_LEVELS or a creates limit that is not a
-        positive whole number.
+        Raises ValueError for a log level outside LOG_LEVELS, a creates limit that is not a
+        positive whole number, or leader election timings LeaderElectionSettings refuses. The
+        Lease lives in `leader_election_namespace`, else the operator's own namespace.
         """
         env = os.environ if environ is None else environ
         if log_level not in LOG_LEVELS:
@@ -69,6 +120,15 @@ class OperatorSettings:
             )
         own = env.get("KVCERT_NAMESPACE") or env.get("POD_NAMESPACE")
         clock_file = env.get("KVCERT_CLOCK_FILE") or None
+        election = None
+        if leader_elect:
+            election = LeaderElectionSettings(
+                namespace=leader_election_namespace or own or DEFAULT_OPERATOR_NAMESPACE,
+                lease_name=lease_name,
+                lease_duration=lease_duration,
+                renew_deadline=renew_deadline,
+                retry_period=retry_period,
+            )
         return cls(
             namespaces=tuple(dict.fromkeys(namespaces)),
             operator_namespace=own or DEFAULT_OPERATOR_NAMESPACE,
@@ -77,4 +137,6 @@ class OperatorSettings:
             readiness=readiness,
             log_level=log_level,
             clock_file=Path(clock_file) if clock_file else None,
+            metrics=metrics,
+            leader_election=election,
         )

@@ -25,6 +25,7 @@ from kvcert.keyvault.credentials import (
     managed_identity,
     workload_identity,
 )
+from kvcert.keyvault.observe import RequestObserver
 from kvcert.keyvault.retry import VaultRateLimiter
 from kvcert.keyvault.session import make_ssl_context
 from kvcert.reconcile.facts import VaultFacts
@@ -60,11 +61,15 @@ class _Key:
 
 
 class VaultClients:
-    """One KeyVaultClient per vault object version, shared by all Certificates using it."""
+    """One KeyVaultClient per vault object version, shared by all Certificates using it.
+    `observer` is given to every client built (kvcert.runtime.metrics counts requests)."""
 
-    def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
+    def __init__(
+        self, kube: Kube, settings: OperatorSettings, observer: RequestObserver | None = None
+    ) -> None:
         self._kube = kube
         self._settings = settings
+        self._observer = observer
         self._clients: dict[_Key, KeyVaultClient] = {}
         self._lock = asyncio.Lock()
         self._bodies: dict[tuple[bool, str | None, str], dict[str, Any]] = {}
@@ -145,6 +150,7 @@ class VaultClients:
                 ssl_context=ssl_context,
                 verify_challenge_resource=verify_resource,
                 rate_limiter=VaultRateLimiter(creates_per_10s=self._settings.creates_per_10s),
+                observer=self._observer,
             )
         except ValueError as error:
             raise VaultUnavailable(f"cannot use {spec.url}: {error}") from None

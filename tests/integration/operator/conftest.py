@@ -4,6 +4,7 @@ profile, the CRDs from crds/, and the operator running as a subprocess."""
 from __future__ import annotations
 
 import base64
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -64,8 +65,17 @@ def vault(request: pytest.FixtureRequest) -> Iterator[LocalVault]:
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: Cluster, crds: None) -> Iterator[OperatorProcess]:
-    with OperatorProcess(cluster.kubeconfig) as process:
+def metrics_url() -> str:
+    """Where the session operator serves its Prometheus metrics (a free loopback port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/metrics"
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, crds: None, metrics_url: str) -> Iterator[OperatorProcess]:
+    with OperatorProcess(cluster.kubeconfig, args=("--metrics", metrics_url)) as process:
         yield process
         if not process.alive():
             pytest.fail(f"the operator died:\n{process.log()}")

@@ -1,0 +1,369 @@
+"""Leader election: with `--leader-elect`, exactly one replica reconciles at a time.
+
+The election is the kubernetes client's own (kubernetes/leaderelection: `LeaderElection`,
+`electionconfig.Config`, `resourcelock.leaselock.LeaseLock`, the Python port of client-go's
+leaderelection), on a coordination.k8s.io/v1 Lease; this module only wires it:
+
+- Until it holds the Lease, the process is a **standby**: kopf is not even imported, so there is
+  no watch, no timer, no Key Vault request and no Kubernetes write but the Lease's. A small
+  HTTP server (`StandbyProbes`, a thread) answers the pod's liveness and readiness endpoints with
+  200 and a body saying "standby", so a standby pod is live and Ready.
+- On acquiring the Lease the standby server is closed and `kvcert operator run` goes on exactly
+  as without leader election (kopf binds the same endpoints): the leader behaves as today.
+- The elector keeps renewing from its own thread. When leadership is lost the process exits at
+  once (`os._exit(1)`, one log line): the kubelet restarts it as a standby. Two things report a
+  loss: the elector itself (its renew loop gave up), and a watchdog that exits when no renewal
+  has succeeded for `renew_deadline` seconds since the *start* of the last successful Lease write.
+  The watchdog is needed because the elector gives up only `retry_period + renew_deadline` after
+  its last success (it sleeps a retry period before each round), while a standby may take over
+  `lease_duration` after it *observed* that write (client-go's rule, which the Python elector
+  follows): a renew deadline shorter than the lease duration then guarantees the leader stops
+  before anyone else may start, whatever the retry period.
+
+Identity (the Lease's holderIdentity, in the log lines): `<pod name or hostname>_<pid>`.
+`LEADERSHIP_HOOKS` are called with True on acquiring and False on losing leadership (metrics:
+the `kvcert_leader` gauge).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from kubernetes import client
+from kubernetes.leaderelection import electionconfig, leaderelection
+from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+
+from kvcert.runtime.readiness import parse_endpoint
+from kvcert.runtime.settings import LeaderElectionSettings
+
+log = logging.getLogger("kvcert.leader")
+LOST_EXIT_CODE = 1
+"""The process's exit code when it loses the Lease (non-zero: the kubelet restarts it)."""
+WATCHDOG_PERIOD = 0.1
+"""Seconds between the watchdog's checks of the last successful Lease write."""
+
+LEADERSHIP_HOOKS: list[Callable[[bool], None]] = []
+"""Called with True when this process acquires the Lease and False when it loses it (just
+before it exits), from the elector's threads. A hook must not block or raise.
+
+HOOK FOR METRICS (`kvcert_leader`, kvcert.runtime.metrics `Metrics.set_leader`): the Metrics
+object is created in kopf's start-up, which runs only once the Lease is held (or without
+`--leader-elect`), so kopf's start-up sets the gauge to 1 itself; a loss ends the process. A
+standby serves no metrics; a metrics server started before the election would append here."""
+
+
+def identity(environ: Mapping[str, str] | None = None) -> str:
+    """This process's holderIdentity: `<POD_NAME or hostname>_<pid>` (unique per process, so
+    a restarted container never mistakes its predecessor's Lease for its own)."""
+    env = os.environ if environ is None else environ
+    return f"{env.get('POD_NAME') or socket.gethostname()}_{os.getpid()}"
+
+
+class LeaseApi:
+    """The three Lease calls LeaseLock makes (CoordinationV1Api), each with a timeout in
+    seconds: the client sets none, and a call hung on a dead connection would keep a standby
+    from ever campaigning (a hung leader is ended by the watchdog anyway)."""
+
+    def __init__(self, api: client.ApiClient, timeout: float) -> None:
+        self.api = client.CoordinationV1Api(api)
+        self.timeout = timeout
+
+    def read_namespaced_lease(self, name: str, namespace: str, **kwargs: Any) -> Any:
+        return self.api.read_namespaced_lease(
+            name, namespace, _request_timeout=self.timeout, **kwargs
+        )
+
+    def create_namespaced_lease(self, namespace: str, body: Any, **kwargs: Any) -> Any:
+        return self.api.create_namespaced_lease(
+            namespace, body, _request_timeout=self.timeout, **kwargs
+        )
+
+    def replace_namespaced_lease(self, name: str, namespace: str, body: Any, **kwargs: Any) -> Any:
+        return self.api.replace_namespaced_lease(
+            name, namespace, body, _request_timeout=self.timeout, **kwargs
+        )
+
+
+class TimedLeaseLock:
+    """The client's LeaseLock, remembering when its last successful write (create or update)
+    began, on the monotonic clock (seconds). The elector reads `name`, `namespace`, `identity`
+    and calls `get`, `create`, `update`, as on the LeaseLock it wraps."""
+
+    def __init__(
+        self,
+        lock: Any,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.lock = lock
+        self.name: str = lock.name
+        self.namespace: str = lock.namespace
+        self.identity: str = lock.identity
+        self.clock = clock
+        self.last_write: float | None = None
+
+    def get(self, name: str, namespace: str) -> tuple[bool, Any]:
+        found: tuple[bool, Any] = self.lock.get(name, namespace)
+        return found
+
+    def create(self, name: str, namespace: str, election_record: Any) -> bool:
+        return self._timed(lambda: self.lock.create(name, namespace, election_record))
+
+    def update(self, name: str, namespace: str, updated_record: Any) -> bool:
+        return self._timed(lambda: self.lock.update(name, namespace, updated_record))
+
+    def _timed(self, write: Callable[[], Any]) -> bool:
+        began = self.clock()
+        succeeded = bool(write())
+        if succeeded:
+            self.last_write = began
+        return succeeded
+
+
+class Elector:
+    """One candidate: the client's elector in a daemon thread, plus the watchdog.
+
+    `leading` is set once the Lease is held. `exit` ends the process (os._exit; a test passes
+    its own), called at most once."""
+
+    def __init__(
+        self,
+        settings: LeaderElectionSettings,
+        api: client.ApiClient,
+        name: str,
+        *,
+        exit: Callable[[int], object] = os._exit,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.identity = name
+        lease = LeaseLock(settings.lease_name, settings.namespace, name)  # type: ignore[no-untyped-call]
+        # Our API client (not the default one), each call bounded by the renew deadline.
+        lease.api_instance = LeaseApi(api, settings.renew_deadline)  # type: ignore[assignment]
+        self.lock = TimedLeaseLock(lease, clock)
+        self.config = electionconfig.Config(  # type: ignore[no-untyped-call]
+            self.lock,
+            lease_duration=settings.lease_duration,
+            renew_deadline=settings.renew_deadline,
+            retry_period=settings.retry_period,
+            onstarted_leading=self.started,
+            onstopped_leading=lambda: self.lost("the elector could not renew it"),
+        )
+        self.election = leaderelection.LeaderElection(self.config)  # type: ignore[no-untyped-call]
+        self.leading = threading.Event()
+        self._exit = exit
+        self._clock = clock
+        self._exiting = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        return f"{self.settings.namespace}/{self.settings.lease_name}"
+
+    def holder(self) -> str | None:
+        """The holder this candidate last saw on the Lease (None before the first read)."""
+        record = self.election.observed_record
+        return None if record is None else str(record.holder_identity)
+
+    def start(self) -> None:
+        # The client logs every attempt at INFO ("yet to finish lease_duration ..."); ours say
+        # what matters once.
+        chatty = logging.getLogger("leaderelection")
+        chatty.setLevel(max(logging.WARNING, logging.getLogger().level))
+        threading.Thread(target=self.elect, name="kvcert elector", daemon=True).start()
+        threading.Thread(target=self._watch, name="kvcert lease watchdog", daemon=True).start()
+
+    def elect(self) -> None:
+        """The client's `LeaderElection.run()`, kept going when the API server cannot be
+        reached: its lock catches only ApiException, so a refused connection ends `run()` with
+        an exception. A standby tries again after a retry period; a leader goes on renewing
+        (the watchdog still ends it after the renew deadline)."""
+        phase: Callable[[], object] = self.election.run
+        while True:
+            try:
+                phase()
+            except Exception as error:
+                log.warning(
+                    "leader election: %s could not reach the lease %s (%s); retrying in %d s",
+                    self.identity,
+                    self.where,
+                    type(error).__name__,
+                    self.settings.retry_period,
+                )
+                time.sleep(self.settings.retry_period)
+                phase = self._renew if self.leading.is_set() else self.election.run
+                continue
+            return  # run() returns only once leadership is lost, after `lost` (which exits)
+
+    def _renew(self) -> None:
+        self.election.renew_loop()  # type: ignore[no-untyped-call]
+        self.lost("the elector could not renew it")
+
+    def started(self) -> None:
+        log.info(
+            "leader election: %s acquired the lease %s; reconciling", self.identity, self.where
+        )
+        _call_hooks(True)
+        self.leading.set()
+
+    def lost(self, why: str) -> None:
+        """Leadership is gone: say so once and end the process at once, before anyone else may
+        acquire the Lease (no clean-up: a reconcile in flight must not write again)."""
+        if not self._exiting.acquire(blocking=False):
+            return
+        log.critical(
+            "leader election: %s lost the lease %s (%s); exiting with code %d to restart as a "
+            "standby",
+            self.identity,
+            self.where,
+            why,
+            LOST_EXIT_CODE,
+        )
+        _call_hooks(False)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        self._exit(LOST_EXIT_CODE)
+
+    def overdue(self) -> bool:
+        """Whether the leader has not renewed for `renew_deadline` seconds since the start of
+        its last successful Lease write."""
+        last = self.lock.last_write
+        deadline = self.settings.renew_deadline
+        return self.leading.is_set() and last is not None and self._clock() - last > deadline
+
+    def _watch(self) -> None:
+        while True:
+            if self.overdue():
+                self.lost(f"not renewed for {self.settings.renew_deadline} s")
+                return
+            time.sleep(WATCHDOG_PERIOD)
+
+
+def _call_hooks(leading: bool) -> None:
+    for hook in list(LEADERSHIP_HOOKS):
+        try:
+            hook(leading)
+        except Exception:  # a metrics hook must never stop the election
+            log.exception("leader election: a leadership hook failed")
+
+
+class StandbyProbes:
+    """HTTP 200 on the liveness and readiness endpoints while standing by (a thread per port).
+
+    The body says `"role": "standby"`, this identity and the current holder. Closed (ports
+    released) before kopf and the readiness check bind the same endpoints as the leader."""
+
+    def __init__(
+        self, endpoints: Sequence[str], elector: Elector, metrics: str | None = None
+    ) -> None:
+        self.elector = elector
+        by_port: dict[tuple[str, int], set[str]] = {}
+        for endpoint in endpoints:
+            host, port, path = parse_endpoint(endpoint)
+            by_port.setdefault((host, port), set()).add(path)
+        self.metrics_path: tuple[tuple[str, int], str] | None = None
+        if metrics is not None:
+            # A standby is a scrape target too: `kvcert_leader 0`, so that the ServiceMonitor
+            # sees no down target and the no-leader alert counts the replicas (#16).
+            host, port, path = parse_endpoint(metrics)
+            by_port.setdefault((host, port), set())
+            self.metrics_path = ((host, port), path)
+        self.by_port = by_port
+        self.servers: list[ThreadingHTTPServer] = []
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "live": True,
+            "ready": True,
+            "role": "standby",
+            "identity": self.elector.identity,
+            "leader": self.elector.holder(),
+        }
+
+    def start(self) -> None:
+        """Bind every endpoint's port; raises OSError when one cannot be bound."""
+        for (host, port), paths in self.by_port.items():
+            metrics = None
+            if self.metrics_path is not None and self.metrics_path[0] == (host, port):
+                metrics = self.metrics_path[1]
+            handler = _handler(self, frozenset(paths), metrics)
+            server = ThreadingHTTPServer((host, port), handler)
+            server.daemon_threads = True
+            self.servers.append(server)
+            threading.Thread(
+                target=server.serve_forever, name=f"kvcert standby probes :{port}", daemon=True
+            ).start()
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+        self.servers.clear()
+
+
+STANDBY_METRICS = (
+    b"# HELP kvcert_leader 1 when this process holds the Lease and reconciles, else 0.\n"
+    b"# TYPE kvcert_leader gauge\nkvcert_leader 0.0\n"
+)
+
+
+def _handler(
+    probes: StandbyProbes, paths: frozenset[str], metrics: str | None = None
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if metrics is not None and path == metrics:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                self.send_header("Content-Length", str(len(STANDBY_METRICS)))
+                self.end_headers()
+                self.wfile.write(STANDBY_METRICS)
+                return
+            known = path in paths
+            data = json.dumps(probes.body() if known else {"error": "not found"}).encode()
+            self.send_response(200 if known else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Probes every few seconds: no access log."""
+
+    return Handler
+
+
+def await_leadership(
+    settings: LeaderElectionSettings,
+    api: client.ApiClient,
+    endpoints: Sequence[str],
+    metrics: str | None = None,
+) -> Elector:
+    """Stand by (answering `endpoints` with 200, "standby") until this process holds the
+    Lease; return the elector, which keeps renewing (or exits the process) in its threads."""
+    elector = Elector(settings, api, identity())
+    probes = StandbyProbes(endpoints, elector, metrics)
+    probes.start()
+    log.info(
+        "leader election: %s standing by for the lease %s (duration %d s, renew deadline %d s, "
+        "retry period %d s)",
+        elector.identity,
+        elector.where,
+        settings.lease_duration,
+        settings.renew_deadline,
+        settings.retry_period,
+    )
+    elector.start()
+    try:
+        while not elector.leading.wait(1.0):
+            pass
+    finally:
+        probes.close()
+    return elector
