@@ -92,7 +92,11 @@ def reconcile(inp: Input) -> Decision:
     # A renewal is due (a new kvcert.io/renew value, or spec.renewBefore reached): the next
     # version is created; the delivered one serves until it is issued.
     if (trigger := lifecycle.renewal_due(inp, spec, current)) is not None:
-        why = "renewal asked by kvcert.io/renew; " if trigger == "renew" else "renewBefore; "
+        why = (
+            "renewal asked by kvcert.io/renew; "
+            if trigger == lifecycle.TRIGGER_RENEW
+            else "renewBefore; "
+        )
         return requests.create(inp, spec, current, why=why, trigger=trigger)
     # A new kvcert.io/retry value after an operation failed, was cancelled or deleted, a
     # refused create, or a certificate deleted in Key Vault: create anew.

@@ -15,6 +15,7 @@ from kvcert.api.status import CertificateInfo, Condition
 from kvcert.reconcile.actions import Emit
 from kvcert.reconcile.conditions import find, set_condition
 from kvcert.reconcile.inputs import Input
+from kvcert.reconcile.lifecycle import TRIGGER_RENEW, TRIGGER_RENEW_BEFORE
 from kvcert.reconcile.observed import ObservedCertificate
 from kvcert.reconcile.outcomes import SecretWritten
 from kvcert.reconcile.reasons import NORMAL, Reason
@@ -111,7 +112,7 @@ def _renewing_while_serving(inp: Input, verdict: Verdict) -> bool:
     met, so kstatus readers (Flux health checks) see Current, not days of InProgress (#16)."""
     intent = inp.status.operation.intent if inp.status.operation else None
     trigger = intent.trigger if intent is not None else None
-    return verdict.serving and trigger in ("renew", "renewBefore")
+    return verdict.serving and trigger in (TRIGGER_RENEW, TRIGGER_RENEW_BEFORE)
 
 
 def conditions(inp: Input, verdict: Verdict) -> tuple[Condition, ...]:

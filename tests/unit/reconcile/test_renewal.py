@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from kvcert.reconcile import CallError, InvalidSpec, SecretFacts, SourceFacts, reconcile
+from kvcert.reconcile.lifecycle import RENEWAL_MARGIN, rules_of, vault_renews_at
 from kvcert.reconcile.operation import policy_hash
 from kvcert.reconcile.outcomes import CertificateRead, Conflict, OperationRead, SecretWritten
-from kvcert.reconcile.schedule import RENEWAL_MARGIN, renewal_check_at
 
 from .support import NOW, body, cert, intent, kinds, make, op, ready_status
 
@@ -40,9 +40,9 @@ def renewing(now_offset: timedelta, **facts: Any) -> Any:
 
 def test_the_check_is_at_the_trigger_plus_a_margin() -> None:
     probe = make(body(policy=AUTO_RENEW))
-    actions = probe.spec.policy.lifetime_actions  # type: ignore[union-attr]
-    assert renewal_check_at(NOW, NOW + YEAR, actions) == NOW + YEAR * 0.8 + RENEWAL_MARGIN
-    assert renewal_check_at(NOW, NOW + YEAR, None) is None
+    rules = rules_of(probe.spec, None)  # type: ignore[arg-type]
+    assert vault_renews_at(rules, NOW, NOW + YEAR) == NOW + YEAR * 0.8
+    assert vault_renews_at((), NOW, NOW + YEAR) is None
 
 
 @pytest.mark.parametrize(
