@@ -30,8 +30,10 @@ class OperatorProcess:
         verbose: bool = True,
         args: tuple[str, ...] = (),
         clock_file: Path | None = None,
+        module: str = "kvcert.cli",
     ) -> None:
         self.kubeconfig = kubeconfig
+        self.module = module
         self.env = dict(env or {})
         self.clock_file = clock_file
         if clock_file is not None:
@@ -46,7 +48,7 @@ class OperatorProcess:
         command = [
             sys.executable,
             "-m",
-            "kvcert.cli",
+            self.module,
             "operator",
             "run",
             "--kubeconfig",
