@@ -8,7 +8,8 @@ Series (every label value comes from a closed set or a Kubernetes name; never a 
 a URL path with names in it, or message text):
 
 per Certificate (labels name, namespace, issuer = spec.policy.issuer.name), from its status
-after every reconcile, removed when the Certificate is deleted:
+after every reconcile, removed when the Certificate is deleted; kept as one small record per
+Certificate and built at scrape time (kvcert.runtime.certmetrics):
 - kvcert_certificate_ready_status{condition="True|False|Unknown", reason}: 1 for the Ready
   condition's current status, 0 for the other two; `reason` is the Ready reason
   (kvcert.reconcile.reasons) or "" when there is none yet.
@@ -34,11 +35,9 @@ controller:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import urllib.parse
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -52,59 +51,13 @@ from prometheus_client import (
 )
 
 from kvcert.keyvault.observe import RequestRecord
-from kvcert.reconcile.reasons import Reason
+from kvcert.runtime.certmetrics import CertificateCollector
 
 log = logging.getLogger("kvcert.metrics")
 
-CONDITIONS = ("True", "False", "Unknown")
-OPERATION_STATUSES = ("inProgress", "completed", "failed", "cancelled", "deleted")
 RECONCILE_RESULTS = ("ok", "requeue", "error")
-CERTIFICATE_LABELS = ("name", "namespace", "issuer")
-REASONS = frozenset(reason.value for reason in Reason)
-LABEL_LIMIT = 253
-"""Longest label value kept (a Kubernetes name's limit); longer issuer names are cut."""
 RECONCILE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 KEYVAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-_Series = tuple[Gauge, tuple[str, ...]]
-
-
-def merge_patch(base: Mapping[str, Any] | None, patch: Mapping[str, Any] | None) -> dict[str, Any]:
-    """RFC 7386 JSON merge patch: what the API server stores after a merge-patch of `base`
-    with `patch` (None deletes a key, objects merge, anything else replaces). Pure."""
-    merged: dict[str, Any] = dict(base or {})
-    for key, value in (patch or {}).items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge_patch(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def timestamp(value: Any) -> float | None:
-    """An RFC 3339 time (`2027-01-01T00:00:00Z`) as Unix seconds; None if absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        return None
-
-
-def _ready(status: Mapping[str, Any]) -> tuple[str, str]:
-    """(condition status, reason) of the Ready condition; ("Unknown", "") when there is none.
-    A reason outside the closed set is reported as "" (never free text in a label)."""
-    for condition in status.get("conditions") or ():
-        if isinstance(condition, Mapping) and condition.get("type") == "Ready":
-            value = condition.get("status")
-            reason = condition.get("reason")
-            return (
-                value if value in CONDITIONS else "Unknown",
-                reason if reason in REASONS else "",
-            )
-    return "Unknown", ""
 
 
 class Metrics:
@@ -113,37 +66,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        cert = list(CERTIFICATE_LABELS)
-        self.ready = Gauge(
-            "kvcert_certificate_ready_status",
-            "The Ready condition of a Certificate: 1 for its current status, 0 for the others.",
-            [*cert, "condition", "reason"],
-            registry=r,
-        )
-        self.expiration = Gauge(
-            "kvcert_certificate_expiration_timestamp_seconds",
-            "notAfter of the delivered certificate version, Unix seconds.",
-            cert,
-            registry=r,
-        )
-        self.not_before = Gauge(
-            "kvcert_certificate_not_before_timestamp_seconds",
-            "notBefore of the delivered certificate version, Unix seconds.",
-            cert,
-            registry=r,
-        )
-        self.renewal = Gauge(
-            "kvcert_certificate_renewal_timestamp_seconds",
-            "status.renewalTime: when kvcert next looks at Key Vault for a new version, Unix s.",
-            cert,
-            registry=r,
-        )
-        self.operation = Gauge(
-            "kvcert_certificate_operation_status",
-            "The Key Vault pending operation's status: 1 for the current one, 0 for the others.",
-            [*cert, "status"],
-            registry=r,
-        )
+        # First, so that the per-Certificate families come first in a scrape, as they did when
+        # they were labelled Gauges.
+        self.certificates = CertificateCollector()
+        r.register(self.certificates)
         vault = ["host", "operation", "code"]
         self.keyvault_requests = Counter(
             "kvcert_keyvault_requests_total",
@@ -188,7 +114,6 @@ class Metrics:
         )
         for result in RECONCILE_RESULTS:
             self.reconciles.labels(result)  # every result shows up as 0 before it happens
-        self._series: dict[tuple[str, str], set[_Series]] = {}
 
     # --- certificates -------------------------------------------------------------------------
 
@@ -197,42 +122,11 @@ class Metrics:
     ) -> None:
         """Update a Certificate's series from its status as stored after `patch` (a status
         merge patch, as kvcert.runtime.kube.Kube.patch_certificate_status sends it)."""
-        meta = body.get("metadata") or {}
-        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
-        status = merge_patch(body.get("status"), patch)
-        issuer = ((body.get("spec") or {}).get("policy") or {}).get("issuer") or {}
-        labels = (key[1], key[0], str(issuer.get("name") or "")[:LABEL_LIMIT])
-        current: dict[_Series, float] = {}
-        ready, reason = _ready(status)
-        for condition in CONDITIONS:
-            current[(self.ready, (*labels, condition, reason))] = float(condition == ready)
-        certificate = status.get("certificate") or {}
-        for gauge, value in (
-            (self.expiration, certificate.get("notAfter")),
-            (self.not_before, certificate.get("notBefore")),
-            (self.renewal, status.get("renewalTime")),
-        ):
-            seconds = timestamp(value)
-            if seconds is not None:
-                current[(gauge, labels)] = seconds
-        operation = (status.get("operation") or {}).get("status")
-        if operation in OPERATION_STATUSES:
-            for name in OPERATION_STATUSES:
-                current[(self.operation, (*labels, name))] = float(name == operation)
-        for (gauge, values), number in current.items():
-            gauge.labels(*values).set(number)
-        self._remove(self._series.get(key, set()) - current.keys())
-        self._series[key] = set(current)
+        self.certificates.observe(body, patch)
 
     def forget_certificate(self, namespace: str, name: str) -> None:
         """Remove every series of a deleted Certificate."""
-        self._remove(self._series.pop((namespace, name), set()))
-
-    @staticmethod
-    def _remove(series: set[_Series]) -> None:
-        for gauge, values in series:
-            with contextlib.suppress(KeyError):
-                gauge.remove(*values)
+        self.certificates.forget(namespace, name)
 
     # --- requests and rounds ------------------------------------------------------------------
 
