@@ -21,7 +21,6 @@ server-side label selector (never every Secret in the cluster, DESIGN §5):
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import logging
 from collections.abc import Mapping
@@ -59,19 +58,21 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # The resources are known: no watch on CRDs and namespaces, hence no RBAC for them (#13).
     settings.scanning.disabled = True
     settings.watching.server_timeout = 300
+    settings.persistence.diffbase_storage = NoDiffBase()
     select_output_secrets(settings)
     settings.networking.request_timeout = 60
-    # Kubernetes calls run in threads; the default pool (cores + 4) queues them under load.
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
-    api = kube_api.load_api_client()
+    # Key material work runs in threads (asyncio.to_thread); Kubernetes calls do not.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=8))
+    api = kube_api.load_api_client()  # the source Secret watch's threads
+    memo.async_api = await kube_api.load_async_api_client()  # the reconcile path's
     metrics = memo.metrics = Metrics()  # memo.metrics.set_leader(...) once elections run
     metrics.set_leader(True)  # this process reconciles from here on
-    kube = kube_api.Kube(api, metrics.kubernetes_request)
+    kube = kube_api.Kube(memo.async_api, metrics.kubernetes_request)
     clock = Clock(ours.clock_file)
     memo.context = Context(
         kube=kube,
         vaults=VaultClients(kube, ours, metrics.keyvault_request),
-        events=EventRecorder(api, metrics.kubernetes_request),
+        events=EventRecorder(memo.async_api, metrics.kubernetes_request),
         clock=clock,
         metrics=metrics,
     )
@@ -92,6 +93,22 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if ours.readiness:
         memo.readiness = Readiness(watched_lists(ours.namespaces), _list_probe(kube))
         await memo.readiness.serve(ours.readiness)
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff-base: kopf's change detection serves its high-level (create/update) handlers,
+    and kvcert has only `on.event` ones, which get no diff. kopf still builds the essence of
+    every event's body for it (a deep copy, Secrets' data included) unless the storage says
+    there is none: a few percent of the operator's CPU per event (issue #17)."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 def select_output_secrets(settings: kopf.OperatorSettings) -> None:
@@ -119,6 +136,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     if memo.get("readiness") is not None:
         await memo.readiness.close()
     await memo.context.vaults.close()
+    await memo.async_api.close()
     if memo.get("metrics_server") is not None:
         await memo.metrics_server.close()
 
@@ -157,7 +175,7 @@ async def _run(
     ctx: Context = memo.context
     requeues: Requeues = memo.requeues
     memo.index.remember(body)
-    async with ctx.lock(uid):
+    async with ctx.exclusive(uid):
         requeues.cancel(uid)
         try:
             delay = await reconcile_certificate(ctx, body)
@@ -179,8 +197,14 @@ async def _run(
 
 
 async def _requeue(memo: kopf.Memo, namespace: str, name: str, uid: str) -> None:
-    """A scheduled round reads the object afresh: the body from the last event may be stale."""
+    """A scheduled round starts from the newest body the operator knows (its own last status
+    write, or a later watch event: kvcert.runtime.cache.LatestBodies); without one (a renewal
+    months away, a Secret event's round) it reads the object afresh."""
     ctx: Context = memo.context
+    kept = ctx.bodies.take(uid)
+    if kept is not None:
+        await _run(memo, namespace, name, uid, kept)
+        return
     try:
         body = await ctx.kube.get_certificate(namespace, name)
     except ApiException as error:
@@ -208,28 +232,34 @@ async def _requeue(memo: kopf.Memo, namespace: str, name: str, uid: str) -> None
 async def certificate_event(
     event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
-    meta = body.get("metadata", {})
+    # The event's own parsed JSON, read directly: kopf's Body view resolves every lookup.
+    raw = _plain(event.get("object") or body)
+    meta = raw.get("metadata", {})
     if event.get("type") == "DELETED":
         memo.requeues.cancel(meta.get("uid"))
         memo.metrics.forget_certificate(meta.get("namespace", ""), meta.get("name", ""))
         memo.context.forget(meta.get("uid"))
         memo.index.forget(meta.get("namespace"), meta.get("name"), meta.get("uid"))
         return
-    memo.index.remember(body)  # before any reconcile: a Secret event during it finds the owner
-    if not _needs_reconcile(event.get("type"), body):
+    memo.index.remember(raw)  # before any reconcile: a Secret event during it finds the owner
+    if not _needs_reconcile(event.get("type"), raw):
+        memo.context.bodies.offer(raw)  # kept only for a round due soon (LatestBodies)
         return
-    snapshot = _plain(body)
-    await _run(memo, meta["namespace"], meta["name"], meta["uid"], snapshot)
+    await _run(memo, meta["namespace"], meta["name"], meta["uid"], raw)
 
 
-def _output_needs_reconcile(event_type: str | None, body: Mapping[str, Any]) -> bool:
+def _output_needs_reconcile(
+    event_type: str | None, body: Mapping[str, Any], data_intact: bool | None = None
+) -> bool:
     """Whether an output Secret event calls for its Certificate: deleted, or its data is not
-    what the operator wrote (edited, or its tls.crt gone). No side effects, no API call."""
+    what the operator wrote (edited, or its tls.crt gone). `data_intact` when already known
+    (kvcert.runtime.cache.OutputSecrets.seen), else computed. No side effects, no API call."""
     if event_type == "DELETED":
         return True
     data = body.get("data") or {}
-    annotations = body.get("metadata", {}).get("annotations") or {}
-    return not intact(annotations, data) or not data.get("tls.crt")
+    if data_intact is None:
+        data_intact = intact(body.get("metadata", {}).get("annotations") or {}, data)
+    return not data_intact or not data.get("tls.crt")
 
 
 @kopf.on.event("v1", "secrets")
@@ -238,9 +268,11 @@ async def output_secret_event(
 ) -> None:
     """An output Secret changed (kopf's watch sees only those, by the server-side selector set
     in `configure`): reconcile its Certificate now when it was deleted or edited."""
-    if not _output_needs_reconcile(event.get("type"), body):
+    raw = _plain(event.get("object") or body)
+    known = memo.context.outputs.seen(raw, deleted=event.get("type") == "DELETED")
+    if not _output_needs_reconcile(event.get("type"), raw, known.intact if known else None):
         return
-    meta = body.get("metadata", {})
+    meta = raw.get("metadata", {})
     namespace, secret = meta.get("namespace", ""), meta.get("name", "")
     certificate = (meta.get("labels") or {}).get(kube_api.CERTIFICATE_LABEL, "")
     owner = memo.index.owner(namespace, certificate, secret)
@@ -284,5 +316,7 @@ async def _vault_event(
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A detached deep copy: kopf's body is a live view that changes under an await."""
-    return copy.deepcopy(dict(body))
+    """The event's body as a plain dict (a shallow copy). kopf changes a body under an await
+    only for objects with daemons or timers (its "live fresh body"), and kvcert has neither;
+    nothing in kvcert mutates a body. No deep copy per event (issue #17)."""
+    return dict(body)

@@ -181,11 +181,14 @@ def _order(certificates: list[x509.Certificate], key: PublicKeyTypes | None = No
         raise TlsSecretError(f"the secret's chain is unusable: {error}") from None
 
 
+def is_pem(content_type: str, value: str) -> bool:
+    """Whether Key Vault's secret is PEM text (by its content type, or by its first line)."""
+    return content_type.lower().startswith(PEM) or value.lstrip().startswith("-----BEGIN")
+
+
 def from_vault_secret(content_type: str, value: str) -> TlsData:
     """Dispatch on the secret's content type (Key Vault's default is PKCS#12)."""
-    if content_type.lower().startswith(PEM) or value.lstrip().startswith("-----BEGIN"):
-        return from_pem(value)
-    return from_pkcs12(value)
+    return from_pem(value) if is_pem(content_type, value) else from_pkcs12(value)
 
 
 def from_der(cer: bytes) -> TlsData:

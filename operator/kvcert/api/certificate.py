@@ -234,9 +234,11 @@ class Certificate(KvModel):
         return self.spec.certificate_name or self.metadata.name
 
     @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> Certificate:
-        """Parse a kopf body; raises `InvalidResource` with a message fit for a condition."""
-        status = parse_certificate_status(section(body, "status"))
+    def from_body(cls, body: Mapping[str, Any], *, with_status: bool = True) -> Certificate:
+        """Parse a kopf body; raises `InvalidResource` with a message fit for a condition.
+        `with_status=False` leaves status empty (a caller that parses it itself: each parse
+        of a status costs a pydantic validation per round, issue #17)."""
+        status = parse_certificate_status(section(body, "status")) if with_status else None
         try:
             parsed = cls.model_validate(
                 {"metadata": section(body, "metadata"), "spec": section(body, "spec")}
@@ -249,7 +251,7 @@ class Certificate(KvModel):
                 "spec.certificateName: metadata.name is not a valid Key Vault certificate name"
                 " (1-127 letters, digits and dashes); set spec.certificateName",
             )
-        return parsed.model_copy(update={"status": status})
+        return parsed.model_copy(update={"status": status}) if status is not None else parsed
 
 
 def parse_certificate_status(raw: Mapping[str, Any]) -> CertificateStatus:

@@ -83,7 +83,7 @@ class Input:
         meta = ObjectMeta.model_validate(section(body, "metadata"))
         spec: CertificateSpec | InvalidSpec
         try:
-            spec = Certificate.from_body(body).spec
+            spec = Certificate.from_body(body, with_status=False).spec
         except InvalidResource as error:
             spec = InvalidSpec(error.message)
         status = parse_certificate_status(section(body, "status"))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from kvcert.runtime import logs
 from kvcert.runtime.kube import GROUP, VERSION, KubeObserver
@@ -21,7 +20,8 @@ MESSAGE_LIMIT = 1000
 
 
 class EventRecorder:
-    """Posts core/v1 Events; a failure to post is logged, never fatal to a reconcile."""
+    """Posts core/v1 Events (kubernetes_asyncio, on the event loop: kvcert.runtime.kube); a
+    failure to post is logged, never fatal to a reconcile."""
 
     def __init__(self, api: client.ApiClient, observer: KubeObserver | None = None) -> None:
         self._core = client.CoreV1Api(api)
@@ -80,7 +80,14 @@ class EventRecorder:
             count=1,
         )
         try:
-            await asyncio.to_thread(self._core.create_namespaced_event, namespace, event)
+            # The answer is not needed: read raw, not turned into a model (issue #17).
+            response: Any = await self._core.create_namespaced_event(
+                namespace, event, _preload_content=False
+            )
+            async with response:
+                await response.read()
+            if not 200 <= response.status <= 299:
+                raise ApiException(status=response.status, reason=response.reason)
         except ApiException as error:
             self._observe(str(error.status or "error"))
             log.warning(

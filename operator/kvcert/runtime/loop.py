@@ -6,23 +6,27 @@ This is the whole of the operator's control flow; `handlers.py` only decides *wh
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from kvcert.api.base import InvalidResource
-from kvcert.api.certificate import Certificate, DeletionPolicy
+from kvcert.api.certificate import CertificateSpec, DeletionPolicy
 from kvcert.keyvault import KeyVaultClient
 from kvcert.reconcile import Emit, Input, VaultFacts, outcome_of, reconcile
+from kvcert.reconcile.actions import CreateCertificate, ImportCertificate
 from kvcert.reconcile.decision import Decision
 from kvcert.reconcile.observed import CallError
 from kvcert.reconcile.outcomes import Failed, proceeds
+from kvcert.runtime.cache import LatestBodies, OutputSecrets
 from kvcert.runtime.clock import Clock
 from kvcert.runtime.events import EventRecorder
 from kvcert.runtime.kube import FINALIZER, Kube, Owner
@@ -31,6 +35,13 @@ from kvcert.runtime.perform import Performer
 from kvcert.runtime.vaults import VaultClients, VaultUnavailable
 
 log = logging.getLogger("kvcert.reconcile")
+CREATES = (CreateCertificate, ImportCertificate)
+CREATES_IN_FLIGHT = 8
+"""Decisions that create or import in one vault at a time (the intent write and the call).
+Finishing work (polling, reading the certificate, writing the Secret) never waits for this
+slot: under a batch of a thousand new Certificates, one whose operation has completed is done
+while the others queue here, not behind them (issue #17 §3). Key Vault's create rate limit
+(kvcert.keyvault.retry.VaultRateLimiter) still applies inside the slot."""
 MAX_STEPS = 24
 """A reconcile that has not settled after this many steps is a bug; back off and say so."""
 UNSETTLED_DELAY = 60.0
@@ -48,13 +59,40 @@ class Context:
     metrics: Metrics = field(default_factory=Metrics)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
+    bodies: LatestBodies = field(default_factory=LatestBodies)
+    outputs: OutputSecrets = field(default_factory=OutputSecrets)
+    create_slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    users: dict[str, int] = field(default_factory=dict)
 
-    def lock(self, uid: str) -> asyncio.Lock:
-        return self.locks.setdefault(uid, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def exclusive(self, uid: str) -> AsyncIterator[None]:
+        """Hold the object's lock: one round at a time per Certificate. The lock exists only
+        while a round holds or awaits it, so an idle Certificate keeps none (issue #17 §4);
+        `uid in locks` still tells a round whether a DELETED event forgot the object."""
+        lock = self.locks.setdefault(uid, asyncio.Lock())
+        self.users[uid] = self.users.get(uid, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            left = self.users.pop(uid, 1) - 1
+            if left > 0:
+                self.users[uid] = left
+            elif self.locks.get(uid) is lock:
+                del self.locks[uid]
+
+    def create_slot(
+        self, vault: KeyVaultClient | None, decision: Decision
+    ) -> AbstractAsyncContextManager[object]:
+        """The vault's create slot when `decision` creates or imports, else no wait at all."""
+        if vault is None or not any(isinstance(a, CREATES) for a in decision.actions):
+            return contextlib.nullcontext()
+        return self.create_slots.setdefault(vault.vault_url, asyncio.Semaphore(CREATES_IN_FLIGHT))
 
     def forget(self, uid: str) -> None:
         self.locks.pop(uid, None)
         self.attempts.pop(uid, None)
+        self.bodies.forget(uid)
 
 
 def wants_finalizer(body: Mapping[str, Any]) -> bool:
@@ -80,14 +118,11 @@ async def _sync_finalizer(ctx: Context, body: Mapping[str, Any]) -> bool:
     return present
 
 
-async def _vault(ctx: Context, body: Mapping[str, Any]) -> tuple[KeyVaultClient | None, VaultFacts]:
-    try:
-        parsed = Certificate.from_body(body)
-    except InvalidResource:
+async def _vault(ctx: Context, inp: Input) -> tuple[KeyVaultClient | None, VaultFacts]:
+    if not isinstance(inp.spec, CertificateSpec):
         return None, VaultFacts()  # reconcile reports the invalid spec itself
-    namespace = body["metadata"]["namespace"]
     try:
-        return await ctx.vaults.for_ref(namespace, parsed.spec.vault_ref), VaultFacts()
+        return await ctx.vaults.for_ref(inp.meta.namespace or "", inp.spec.vault_ref), VaultFacts()
     except VaultUnavailable as unavailable:
         return None, unavailable.facts()
 
@@ -118,44 +153,29 @@ async def _reconcile_round(ctx: Context, body: Mapping[str, Any]) -> tuple[float
         ctx.forget(uid)
         ctx.metrics.forget_certificate(namespace, name)
         return None, True  # not ours to hold: Kubernetes removes it
-    vault, vault_facts = await _vault(ctx, body)
     inp = Input.from_body(
         body,
         now=ctx.clock.now(),
         marker=uuid.uuid4().hex,
         jitter=random.random(),  # noqa: S311 - spreading requeues, not security
         attempt=ctx.attempts.get(uid, 0),
-        vault=vault_facts,
     )
+    vault, vault_facts = await _vault(ctx, inp)  # the spec as Input parsed it, not again
+    inp = dataclasses.replace(inp, vault=vault_facts)
     performer = Performer(
         kube=ctx.kube,
         vault=vault,
         namespace=namespace,
         owner=Owner(name=name, uid=uid),
         resource_version=meta.get("resourceVersion"),
+        outputs=ctx.outputs,
+        delivered=bool((body.get("status") or {}).get("certificate")),
     )
     decision: Decision | None = None
     for _ in range(MAX_STEPS):
         decision = reconcile(inp)
-        for action in decision.actions:
-            if isinstance(action, Emit):
-                operation = decision.status_patch.get("operation") or {}
-                await ctx.events.emit(
-                    body,
-                    action.type,
-                    action.reason,
-                    action.message,
-                    "Certificate",
-                    request_id=operation.get("requestId"),
-                )
-                continue
-            result = await performer.perform(action)
-            if isinstance(result, CallError) and result.status == 401 and vault is not None:
-                await ctx.vaults.forget(vault)
-            outcome = outcome_of(action, result)
-            inp = inp.with_outcome(outcome)
-            if not proceeds(outcome):
-                break  # above all: no create unless its intent is on record
+        async with ctx.create_slot(vault, decision):
+            inp = await _perform(ctx, body, decision, performer, inp)
         if decision.final:
             break
     else:
@@ -163,10 +183,59 @@ async def _reconcile_round(ctx: Context, body: Mapping[str, Any]) -> tuple[float
         return UNSETTLED_DELAY, False
     assert decision is not None
     log.debug("%s/%s: %s", namespace, name, decision.rung)
+    return await _conclude(ctx, body, decision, performer, inp)
+
+
+async def _perform(
+    ctx: Context,
+    body: Mapping[str, Any],
+    decision: Decision,
+    performer: Performer,
+    inp: Input,
+) -> Input:
+    """Perform one decision's actions in order; the input with every outcome folded in."""
+    for action in decision.actions:
+        if isinstance(action, Emit):
+            operation = decision.status_patch.get("operation") or {}
+            await ctx.events.emit(
+                body,
+                action.type,
+                action.reason,
+                action.message,
+                "Certificate",
+                request_id=operation.get("requestId"),
+            )
+            continue
+        result = await performer.perform(action)
+        if isinstance(result, CallError) and result.status == 401 and performer.vault:
+            await ctx.vaults.forget(performer.vault)
+        outcome = outcome_of(action, result)
+        inp = inp.with_outcome(outcome)
+        if not proceeds(outcome):
+            break  # above all: no create unless its intent is on record
+    return inp
+
+
+async def _conclude(
+    ctx: Context,
+    body: Mapping[str, Any],
+    decision: Decision,
+    performer: Performer,
+    inp: Input,
+) -> tuple[float | None, bool]:
+    """Write the final status, drop the finalizer of a finished deletion, keep what the next
+    round starts from; (seconds until the next round or None, True)."""
+    meta = body["metadata"]
+    uid, namespace, name = meta["uid"], meta["namespace"], meta["name"]
+    deleting = bool(meta.get("deletionTimestamp"))
+    latest = performer.latest_body
     try:
         if decision.status_patch:
-            await ctx.kube.patch_certificate_status(namespace, name, decision.status_patch)
-        ctx.attempts[uid] = ctx.attempts.get(uid, 0) + 1 if inp.last(Failed) is not None else 0
+            latest = await ctx.kube.patch_certificate_status(namespace, name, decision.status_patch)
+        if inp.last(Failed) is not None:
+            ctx.attempts[uid] = ctx.attempts.get(uid, 0) + 1
+        else:
+            ctx.attempts.pop(uid, None)  # nothing kept for a Certificate that did not fail
         if deleting and decision.requeue_after is None:
             finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
             await ctx.kube.set_finalizer(namespace, name, finalizers)
@@ -174,6 +243,8 @@ async def _reconcile_round(ctx: Context, body: Mapping[str, Any]) -> tuple[float
             ctx.metrics.forget_certificate(namespace, name)
         elif uid in ctx.locks:  # not forgotten by a DELETED event meanwhile (stale series)
             ctx.metrics.observe_certificate(body, decision.status_patch)
+            # The next round starts from the newest body, not a GET (kvcert.runtime.cache).
+            ctx.bodies.keep(latest if latest is not None else dict(body), decision.requeue_after)
     except ApiException as error:
         if error.status != 404:
             raise

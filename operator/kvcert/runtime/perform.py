@@ -11,8 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from kubernetes_asyncio import client
 
 from kvcert import tls_secret
 from kvcert.api.certificate import Policy
@@ -22,9 +22,11 @@ from kvcert.keyvault.convert import call_error as vault_call_error
 from kvcert.keyvault.errors import KeyVaultError
 from kvcert.keyvault.policy import CertificatePolicySpec, LifetimeActionSpec
 from kvcert.reconcile import actions
+from kvcert.reconcile.facts import SecretFacts
 from kvcert.reconcile.observed import CallError
 from kvcert.reconcile.outcomes import OUTPUT_REFUSED
 from kvcert.runtime import sources
+from kvcert.runtime.cache import KnownSecret, OutputSecrets, known_from_model
 from kvcert.runtime.kube import (
     CERTIFICATE_LABEL,
     DATA_HASH_ANNOTATION,
@@ -75,14 +77,24 @@ def policy_spec(policy: Policy) -> CertificatePolicySpec:
 
 @dataclass
 class Performer:
-    """Performs actions for one Certificate during one reconcile."""
+    """Performs actions for one Certificate during one reconcile.
+
+    `outputs` is what the output Secrets' watch said (kvcert.runtime.cache): a known output
+    Secret is judged and replaced without a GET. `delivered` says whether the Certificate ever
+    delivered one (status.certificate is set); one that never did is presumed to have none, and
+    its Secret is created: a 409 (someone else's Secret, or a write the status never recorded)
+    turns into a GET and a judgement, as before (issue #17: no read in the steady path)."""
 
     kube: Kube
     vault: KeyVaultClient | None
     namespace: str
     owner: Owner
     resource_version: str | None
+    outputs: OutputSecrets = field(default_factory=OutputSecrets)
+    delivered: bool = True
     written_status: list[dict[str, Any]] = field(default_factory=list)
+    latest_body: dict[str, Any] | None = None
+    """The body the last status write returned (the newest this round knows)."""
 
     async def perform(self, action: actions.Action) -> object:
         try:
@@ -121,6 +133,7 @@ class Performer:
                 body = await self.kube.patch_certificate_status(
                     self.namespace, self.owner.name, patch, self.resource_version
                 )
+                self.latest_body = body
                 self.resource_version = body.get("metadata", {}).get("resourceVersion")
                 self.written_status.append(dict(patch))
                 return None
@@ -146,8 +159,8 @@ class Performer:
                 await self._update_in_place(action)
                 return None
             case actions.ReadSecret(secret_name=name):
-                found = await self.kube.get_secret(self.namespace, name)
-                return sources.output_facts(found, self.owner.uid)
+                known = await self._output(name)
+                return known.facts(self.owner.uid) if known else SecretFacts.absent()
             case actions.ReadMergeSecret(secret_name=name):
                 found = await self.kube.get_secret(self.namespace, name)
                 # Ordering the chain for leaf_x5t verifies signatures: off the event loop.
@@ -218,10 +231,35 @@ class Performer:
             return CallError(422, OUTPUT_REFUSED, message)
         return value
 
+    async def _output(self, name: str, *, read: bool = False) -> KnownSecret | None:
+        """The output Secret as known (None: absent), from the watch's cache; read (GET) when
+        the cache does not know it and the Certificate delivered one before, or with `read`."""
+        known = self.outputs.get(self.namespace, name)
+        if known is not None and not read:
+            return known
+        if not read and not self.delivered:
+            return None
+        found = await self.kube.get_secret(self.namespace, name)
+        if found is None:
+            self.outputs.forget(self.namespace, name)
+            return None
+        known = known_from_model(found)
+        if known.managed:  # only labelled Secrets are watched: an unlabelled one is not kept
+            self.outputs.record(self.namespace, name, known)
+        return known
+
+    def _refusal(self, name: str, known: KnownSecret | None, secret_type: str) -> object:
+        if known is None:
+            return None
+        if not known.facts(self.owner.uid).ours:
+            return CallError(409, "SecretNotOwned", f"Secret {name} is not ours")
+        if known.type != secret_type:
+            return CallError(409, "SecretTypeChanged", "the Secret's type cannot change in place")
+        return None
+
     async def _write_secret(self, action: actions.WriteSecret) -> object:
-        existing = await self.kube.get_secret(self.namespace, action.secret_name)
-        facts = sources.output_facts(existing, self.owner.uid)
-        if facts.exists and not facts.ours:
+        existing = await self._output(action.secret_name)
+        if existing is not None and not existing.facts(self.owner.uid).ours:
             return CallError(409, "SecretNotOwned", f"Secret {action.secret_name} is not ours")
         password = await self._keystore_password(action)
         if isinstance(password, CallError):
@@ -229,9 +267,14 @@ class Performer:
         vault = self._client()
         try:
             fetched = await vault.get_certificate_secret(action.certificate_name, action.version)
-            data = await asyncio.to_thread(
-                tls_secret.from_vault_secret, fetched.content_type, fetched.value
-            )
+            if tls_secret.is_pem(fetched.content_type, fetched.value):
+                # PEM is split, never re-parsed for its key (DESIGN §5): cheaper than the
+                # thread hand-off it would cost (issue #17).
+                data = tls_secret.from_pem(fetched.value)
+            else:  # PKCS#12 parsing costs milliseconds: off the event loop
+                data = await asyncio.to_thread(
+                    tls_secret.from_vault_secret, fetched.content_type, fetched.value
+                )
         except KeyVaultError as error:
             # A non-exportable key: Key Vault withholds the secret (a bare 403), deliver the
             # certificate. A 403 with an inner code is something else (an access denial,
@@ -245,7 +288,11 @@ class Performer:
             data = await asyncio.to_thread(tls_secret.from_der, cert.der)
         formats = {item.type.value for item in action.formats}
         # Key parsing and keystore encryption: off the loop. Nothing without an exportable key.
-        extra = await asyncio.to_thread(tls_secret.additional_outputs, data, formats, password)
+        extra = (
+            await asyncio.to_thread(tls_secret.additional_outputs, data, formats, password)
+            if formats and data.key is not None
+            else {}
+        )
         annotations = {
             **dict(action.annotations),
             UID_ANNOTATION: self.owner.uid,
@@ -269,18 +316,35 @@ class Performer:
                 },
                 annotations=annotations,
                 owner_references=[self.owner.reference()],
-                resource_version=(
-                    existing.metadata.resource_version
-                    if existing is not None and existing.metadata
-                    else None
-                ),
+                resource_version=existing.resource_version if existing else None,
             ),
             type=data.secret_type,
             data=secret_data,
         )
-        if existing is not None and existing.type != data.secret_type:
-            return CallError(409, "SecretTypeChanged", "the Secret's type cannot change in place")
-        await self.kube.put_secret(self.namespace, secret, exists=existing is not None)
+        if (refused := self._refusal(action.secret_name, existing, data.secret_type)) is not None:
+            return refused
+        try:
+            written = await self.kube.put_secret(
+                self.namespace, secret, exists=existing is not None
+            )
+        except ApiException as error:
+            if error.status not in (404, 409):
+                raise
+            # The cache was behind (a create that found a Secret, a replace of a newer or a
+            # deleted one): read it, judge it, and write once more.
+            existing = await self._output(action.secret_name, read=True)
+            if (
+                refused := self._refusal(action.secret_name, existing, data.secret_type)
+            ) is not None:
+                return refused
+            assert secret.metadata is not None
+            secret.metadata.resource_version = existing.resource_version if existing else None  # type: ignore[assignment]
+            written = await self.kube.put_secret(
+                self.namespace, secret, exists=existing is not None
+            )
+        self.outputs.record(
+            self.namespace, action.secret_name, KnownSecret.from_body(written, data_intact=True)
+        )
         return None
 
     async def _write_csr(self, action: actions.WriteCsrConfigMap) -> object:

@@ -19,7 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from kubernetes import client
+from kubernetes_asyncio import client
 
 from kvcert import chain
 from kvcert.reconcile.facts import SecretFacts, SourceFacts

@@ -99,16 +99,20 @@ class VaultClients:
         """The client for a KeyVault or ClusterKeyVault object; raises VaultUnavailable."""
         meta = body.get("metadata", {})
         name = str(meta.get("name", ""))
-        try:
-            spec = (ClusterKeyVault if cluster else KeyVault).from_body(body).spec
-        except InvalidResource as error:
-            raise VaultUnavailable(f"{name} is invalid: {error.message}") from None
         key = _Key(
             kind="ClusterKeyVault" if cluster else "KeyVault",
             namespace=None if cluster else meta.get("namespace"),
             name=name,
             resource_version=str(meta.get("resourceVersion", "")),
         )
+        # The common case, once per reconcile: this version's client exists. No parse and no
+        # lock (a thousand reconciles queueing on one lock cost the event loop, issue #17).
+        if (found := self._clients.get(key)) is not None:
+            return found
+        try:
+            spec = (ClusterKeyVault if cluster else KeyVault).from_body(body).spec
+        except InvalidResource as error:
+            raise VaultUnavailable(f"{name} is invalid: {error.message}") from None
         async with self._lock:
             found = self._clients.get(key)
             if found is not None:

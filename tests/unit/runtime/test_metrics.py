@@ -14,13 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from kvcert.keyvault.observe import RequestRecord
+from kvcert.runtime.certmetrics import merge_patch
 from kvcert.runtime.kube import Kube
-from kvcert.runtime.metrics import Metrics, MetricsServer, merge_patch, parse_endpoint
+from kvcert.runtime.metrics import Metrics, MetricsServer, parse_endpoint
 
 NOT_AFTER = "2027-11-22T22:44:28Z"
 NOT_BEFORE = "2026-11-22T22:34:28Z"
@@ -266,15 +267,15 @@ async def test_the_server_answers_a_scrape() -> None:
 
 async def test_kube_requests_are_observed_with_their_code() -> None:
     seen: list[tuple[str, str, str]] = []
-    kube = Kube(client.ApiClient(), lambda *call: seen.append(call))
+    kube = Kube(None, lambda *call: seen.append(call))  # type: ignore[arg-type]
 
-    def answered() -> int:
+    async def answered() -> int:
         return 1
 
-    def refused() -> None:
-        raise ApiException(status=403)
+    async def refused() -> None:
+        raise AsyncApiException(status=403)
 
-    def unreachable() -> None:
+    async def unreachable() -> None:
         raise ConnectionError("no route")
 
     assert await kube._call("get", "secrets", answered) == 1

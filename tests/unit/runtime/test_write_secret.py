@@ -54,8 +54,11 @@ class _Kube:
     async def get_secret(self, namespace: str, name: str) -> client.V1Secret | None:
         return self.secrets.get(name)
 
-    async def put_secret(self, namespace: str, secret: client.V1Secret, *, exists: bool) -> None:
+    async def put_secret(
+        self, namespace: str, secret: client.V1Secret, *, exists: bool
+    ) -> dict[str, object]:
         self.put.append(secret)
+        return client.ApiClient().sanitize_for_serialization(secret)  # type: ignore[no-any-return]
 
 
 @dataclass
