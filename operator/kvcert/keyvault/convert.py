@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import textwrap
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -139,7 +138,9 @@ def issuer_from_wire(name: str, bundle: wire.IssuerBundle) -> Issuer:
 def csr_to_pem(csr_b64: str) -> str:
     """Re-wrap the base64 DER Key Vault sends as the PEM users paste into a CA's form."""
     der = _b64decode(csr_b64, "csr")
-    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode("ascii"), 64))
+    text = base64.b64encode(der).decode("ascii")
+    # Slices, not textwrap: the same 64-column lines at a tenth of the cost (issue #17).
+    body = "\n".join(text[i : i + 64] for i in range(0, len(text), 64))
     return f"-----BEGIN CERTIFICATE REQUEST-----\n{body}\n-----END CERTIFICATE REQUEST-----\n"
 
 
