@@ -32,6 +32,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kvcert.api.lifecycle import RENEW_ANNOTATION, RETRY_ANNOTATION
 from kvcert.runtime import kube as kube_api
+from kvcert.runtime.cache import newer
 from kvcert.runtime.clock import Clock
 from kvcert.runtime.events import EventRecorder
 from kvcert.runtime.index import CertificateIndex
@@ -166,19 +167,36 @@ def _request_pending(meta: Mapping[str, Any], status: Mapping[str, Any]) -> bool
 
 
 async def _run(
-    memo: kopf.Memo, namespace: str, name: str, uid: str, body: Mapping[str, Any]
+    memo: kopf.Memo,
+    namespace: str,
+    name: str,
+    uid: str,
+    body: dict[str, Any] | None,
+    *,
+    listed: bool = False,
 ) -> None:
     """Reconcile under the object's lock, then schedule the next round if one is asked for.
 
+    The round starts from the newest body known once the lock is held: the event's (None for a
+    scheduled round), or the one kept by the previous round or a watch event meanwhile
+    (kvcert.runtime.cache.LatestBodies); with neither, the object is read. `listed` (a start-up
+    or re-list event) makes the round read the output Secret instead of trusting the cache.
     The pending requeue is cancelled once the lock is held: this round supersedes it. One asked
     for while this round runs (a Secret event) is kept when it is earlier than this round's."""
     ctx: Context = memo.context
     requeues: Requeues = memo.requeues
-    memo.index.remember(body)
     async with ctx.exclusive(uid):
         requeues.cancel(uid)
+        kept = ctx.bodies.take(uid)
+        if kept is not None and (body is None or newer(kept, body)):
+            body = kept
+        if body is None:
+            body = await _read(memo, namespace, name, uid)
+            if body is None:
+                return
+        memo.index.remember(body)
         try:
-            delay = await reconcile_certificate(ctx, body)
+            delay = await reconcile_certificate(ctx, body, fresh_reads=listed)
         except ApiException as error:
             # Status and reason only: an API error body can echo what was sent.
             log.error(
@@ -196,15 +214,10 @@ async def _run(
         requeues.schedule(uid, namespace, name, delay, keep_earlier=True)
 
 
-async def _requeue(memo: kopf.Memo, namespace: str, name: str, uid: str) -> None:
-    """A scheduled round starts from the newest body the operator knows (its own last status
-    write, or a later watch event: kvcert.runtime.cache.LatestBodies); without one (a renewal
-    months away, a Secret event's round) it reads the object afresh."""
+async def _read(memo: kopf.Memo, namespace: str, name: str, uid: str) -> dict[str, Any] | None:
+    """The object afresh for a scheduled round; None (and the round dropped) when it is gone,
+    replaced by another object of the same name, or could not be read (retried later)."""
     ctx: Context = memo.context
-    kept = ctx.bodies.take(uid)
-    if kept is not None:
-        await _run(memo, namespace, name, uid, kept)
-        return
     try:
         body = await ctx.kube.get_certificate(namespace, name)
     except ApiException as error:
@@ -216,16 +229,28 @@ async def _requeue(memo: kopf.Memo, namespace: str, name: str, uid: str) -> None
             error.reason,
         )
         memo.requeues.schedule(uid, namespace, name, RETRY_READ_DELAY, keep_earlier=True)
-        return
+        return None
     except Exception:
         log.exception("%s/%s: could not read for a scheduled reconcile", namespace, name)
         memo.requeues.schedule(uid, namespace, name, RETRY_READ_DELAY, keep_earlier=True)
-        return
+        return None
     if body is None or body.get("metadata", {}).get("uid") != uid:
-        ctx.forget(uid)
-        memo.index.forget(namespace, name, uid)
-        return
-    await _run(memo, namespace, name, uid, body)
+        _forget(memo, namespace, name, uid)
+        return None
+    return body
+
+
+async def _requeue(memo: kopf.Memo, namespace: str, name: str, uid: str) -> None:
+    """A scheduled round: from the kept body when there is one, else read (see `_run`)."""
+    await _run(memo, namespace, name, uid, None)
+
+
+def _forget(memo: kopf.Memo, namespace: str, name: str, uid: str) -> None:
+    """Everything kept for the Certificate `uid`: it was deleted (or replaced under its name)."""
+    memo.requeues.cancel(uid)
+    memo.metrics.forget_certificate(namespace, name)
+    memo.context.forget(uid)
+    memo.index.forget(namespace, name, uid)
 
 
 @kopf.on.event(kube_api.GROUP, kube_api.VERSION, kube_api.CERTIFICATES)
@@ -235,17 +260,21 @@ async def certificate_event(
     # The event's own parsed JSON, read directly: kopf's Body view resolves every lookup.
     raw = _plain(event.get("object") or body)
     meta = raw.get("metadata", {})
+    namespace, name, uid = meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", "")
     if event.get("type") == "DELETED":
-        memo.requeues.cancel(meta.get("uid"))
-        memo.metrics.forget_certificate(meta.get("namespace", ""), meta.get("name", ""))
-        memo.context.forget(meta.get("uid"))
-        memo.index.forget(meta.get("namespace"), meta.get("name"), meta.get("uid"))
+        _forget(memo, namespace, name, uid)
         return
+    previous = memo.index.get(namespace, name)
+    if previous is not None and previous.uid != uid:
+        # Deleted and created again under the same name while the watch was away (a re-list
+        # sends no DELETED): nothing kept for the old object may act on the new one.
+        _forget(memo, namespace, name, previous.uid)
     memo.index.remember(raw)  # before any reconcile: a Secret event during it finds the owner
     if not _needs_reconcile(event.get("type"), raw):
-        memo.context.bodies.offer(raw)  # kept only for a round due soon (LatestBodies)
+        # Kept when a round is due soon or running, so that it starts from the newest body.
+        memo.context.bodies.offer(raw, running=uid in memo.context.users)
         return
-    await _run(memo, meta["namespace"], meta["name"], meta["uid"], raw)
+    await _run(memo, namespace, name, uid, raw, listed=event.get("type") is None)
 
 
 def _output_needs_reconcile(

@@ -76,15 +76,16 @@ class LatestBodies:
         if current is None or newer(body, current):
             self._bodies[uid] = body
 
-    def offer(self, body: Mapping[str, Any]) -> None:
+    def offer(self, body: Mapping[str, Any], *, running: bool = False) -> None:
         """A watch event's body (kopf's view of the event's parsed JSON, which kopf never
         changes afterwards for an object without daemons): replaces the kept one of the same
-        uid when not older, as a shallow copy."""
+        uid when not older, as a shallow copy; kept even without one when a round of that
+        uid is `running` (it took the kept body, and must not end on an older one)."""
         uid = (body.get("metadata") or {}).get("uid")
         if not isinstance(uid, str):
             return
         current = self._bodies.get(uid)
-        if current is not None and newer(body, current):
+        if (current is None and running) or (current is not None and newer(body, current)):
             self._bodies[uid] = dict(body)
 
     def take(self, uid: str) -> dict[str, Any] | None:
@@ -149,6 +150,9 @@ class OutputSecrets:
 
     def __init__(self) -> None:
         self._known: dict[tuple[str, str], KnownSecret] = {}
+        self._gone: dict[tuple[str, str], str | None] = {}
+        """resourceVersion of each deletion seen: an older state arriving later (a read or a
+        write answered before the deletion) is not taken for the Secret's."""
 
     def __len__(self) -> int:
         return len(self._known)
@@ -164,6 +168,7 @@ class OutputSecrets:
         key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         if deleted:
             self._known.pop(key, None)
+            self._gone[key] = meta.get("resourceVersion")
             return None
         current = self._known.get(key)
         version = meta.get("resourceVersion")
@@ -174,12 +179,19 @@ class OutputSecrets:
 
     def record(self, namespace: str, name: str, known: KnownSecret) -> None:
         """Remember `known` unless a newer state of the same Secret is already known."""
-        current = self._known.get((namespace, name))
+        key = (namespace, name)
+        current = self._known.get(key)
         if current is not None and not _at_least(known, current):
             return
-        self._known[(namespace, name)] = known
+        if key in self._gone:
+            gone = KnownSecret(self._gone[key], None, False, None, (), None, None, None, True)
+            if not _at_least(known, gone) or known.resource_version == gone.resource_version:
+                return  # the state before the deletion
+            del self._gone[key]
+        self._known[key] = known
 
     def forget(self, namespace: str, name: str) -> None:
+        """Drop what is known (a read found no such Secret)."""
         self._known.pop((namespace, name), None)
 
 

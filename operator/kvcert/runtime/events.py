@@ -12,7 +12,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kvcert.runtime import logs
-from kvcert.runtime.kube import GROUP, VERSION, KubeObserver
+from kvcert.runtime.kube import GROUP, REQUEST_TIMEOUT, VERSION, KubeObserver
 
 log = logging.getLogger("kvcert.events")
 COMPONENT = "kvcert"
@@ -55,34 +55,37 @@ class EventRecorder:
             f" (request {request_id})" if request_id else "",
             extra=logs.fields(meta.get("namespace"), meta.get("name"), reason, request_id),
         )
-        now = datetime.now(UTC)
-        event = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(
-                name=f"{meta.get('name', 'object')}.{uuid.uuid4().hex[:16]}",
-                namespace=namespace,
-            ),
-            involved_object=client.V1ObjectReference(
-                api_version=f"{GROUP}/{VERSION}",
-                kind=kind,
-                name=meta.get("name"),
-                namespace=meta.get("namespace"),
-                uid=meta.get("uid"),
-                resource_version=meta.get("resourceVersion"),
-            ),
-            reason=reason,
-            message=message[:MESSAGE_LIMIT],
-            type=event_type,
-            source=client.V1EventSource(component=COMPONENT),
-            reporting_component=COMPONENT,
-            reporting_instance=COMPONENT,
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-        )
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # A plain core/v1 Event as JSON: no generated model to build and walk (issue #17).
+        event: Any = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta.get('name', 'object')}.{uuid.uuid4().hex[:16]}",
+                "namespace": namespace,
+            },
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": kind,
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:MESSAGE_LIMIT],
+            "type": event_type,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
         try:
             # The answer is not needed: read raw, not turned into a model (issue #17).
             response: Any = await self._core.create_namespaced_event(
-                namespace, event, _preload_content=False
+                namespace, event, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
             )
             async with response:
                 await response.read()

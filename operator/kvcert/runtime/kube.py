@@ -52,6 +52,10 @@ KubeObserver = Callable[[str, str, str], None]
 "certificates/status", "200"); code is the HTTP status, or "error" when there was no answer.
 Called on the event loop; must not block or raise (kvcert.runtime.metrics counts them)."""
 T = TypeVar("T")
+REQUEST_TIMEOUT = 60.0
+"""Seconds one Kubernetes call may take in all (kopf's own request timeout, set in
+handlers.configure, is the same): a half-open connection never holds a round, its object's
+lock or a create slot for ever."""
 MERGE_PATCH = "application/merge-patch+json"
 """Every patch is a JSON merge patch: custom resources take no strategic merge patch, which
 kubernetes_asyncio would otherwise pick for a dict body."""
@@ -161,6 +165,7 @@ class Kube:
         the verb's usual code (201 for create, else 200): the client does not return the
         status of a successful call. Raises ApiException (the synchronous client's, status and
         reason only: an error body can echo what was sent)."""
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
         try:
             result = await call(*args, **kwargs)
         except AsyncApiException as error:
@@ -181,11 +186,14 @@ class Kube:
         resource: str,
         call: Callable[..., Awaitable[Any]],
         *args: Any,
+        _parse: bool = True,
         **kwargs: Any,
     ) -> dict[str, Any]:
         """As `_call`, but the answer is the response's JSON as a dict, not a model: no
         deserialization into generated classes (date parsing included) for an answer that is
-        only looked up (issue #17). Observed with the answer's own status code."""
+        only looked up (issue #17); with `_parse=False` not even that ({}). Observed with the
+        answer's own status code."""
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
         try:
             response = await call(*args, _preload_content=False, **kwargs)
             async with response:
@@ -196,7 +204,7 @@ class Kube:
         self._observe(verb, resource, str(response.status))
         if not 200 <= response.status <= 299:
             raise ApiException(status=response.status, reason=response.reason)
-        return cast(dict[str, Any], json.loads(content)) if content else {}
+        return cast(dict[str, Any], json.loads(content)) if content and _parse else {}
 
     def _observe(self, verb: str, resource: str, code: str) -> None:
         if self._observer is not None:
@@ -208,8 +216,11 @@ class Kube:
         name: str,
         patch: Mapping[str, Any],
         resource_version: str | None = None,
+        *,
+        want_body: bool = True,
     ) -> dict[str, Any]:
-        """Merge-patch status; with `resource_version`, fail with 409 if the object moved on."""
+        """Merge-patch status; with `resource_version`, fail with 409 if the object moved on.
+        The object as stored afterwards, or {} with `want_body=False` (its JSON not parsed)."""
         body: dict[str, Any] = {"status": dict(patch)}
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
@@ -224,6 +235,7 @@ class Kube:
             name,
             body,
             _content_type=MERGE_PATCH,
+            _parse=want_body,
         )
 
     async def patch_vault_status(

@@ -22,8 +22,17 @@ from typing import Any, Literal
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-NOISY = ("kubernetes.client.rest", "urllib3", "httpx", "httpcore", "azure")
-"""Libraries that log every HTTP call at INFO or DEBUG: WARNING and up unless debugging."""
+NOISY = (
+    "kubernetes.client.rest",
+    "kubernetes_asyncio",
+    "aiohttp",
+    "urllib3",
+    "httpx",
+    "httpcore",
+    "azure",
+)
+"""Libraries that log every HTTP call at INFO or DEBUG: WARNING and up, always (even with
+--verbose: kubernetes_asyncio logs each response body at DEBUG, Secrets' keys included)."""
 PER_OBJECT = "kopf.objects"
 """kopf's per-object logger: one INFO line per handled watch event."""
 _EXTRA_KEYS = {

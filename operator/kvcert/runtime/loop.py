@@ -26,7 +26,7 @@ from kvcert.reconcile.actions import CreateCertificate, ImportCertificate
 from kvcert.reconcile.decision import Decision
 from kvcert.reconcile.observed import CallError
 from kvcert.reconcile.outcomes import Failed, proceeds
-from kvcert.runtime.cache import LatestBodies, OutputSecrets
+from kvcert.runtime.cache import KEEP_BODY_SECONDS, LatestBodies, OutputSecrets
 from kvcert.runtime.clock import Clock
 from kvcert.runtime.events import EventRecorder
 from kvcert.runtime.kube import FINALIZER, Kube, Owner
@@ -36,7 +36,7 @@ from kvcert.runtime.vaults import VaultClients, VaultUnavailable
 
 log = logging.getLogger("kvcert.reconcile")
 CREATES = (CreateCertificate, ImportCertificate)
-CREATES_IN_FLIGHT = 8
+CREATES_IN_FLIGHT = 16
 """Decisions that create or import in one vault at a time (the intent write and the call).
 Finishing work (polling, reading the certificate, writing the Secret) never waits for this
 slot: under a batch of a thousand new Certificates, one whose operation has completed is done
@@ -68,18 +68,20 @@ class Context:
     async def exclusive(self, uid: str) -> AsyncIterator[None]:
         """Hold the object's lock: one round at a time per Certificate. The lock exists only
         while a round holds or awaits it, so an idle Certificate keeps none (issue #17 §4);
-        `uid in locks` still tells a round whether a DELETED event forgot the object."""
+        `uid in locks` still tells a round whether a DELETED event forgot the object. `users`
+        counts the rounds holding or awaiting the current lock (forget drops both)."""
         lock = self.locks.setdefault(uid, asyncio.Lock())
         self.users[uid] = self.users.get(uid, 0) + 1
         try:
             async with lock:
                 yield
         finally:
-            left = self.users.pop(uid, 1) - 1
-            if left > 0:
-                self.users[uid] = left
-            elif self.locks.get(uid) is lock:
-                del self.locks[uid]
+            if self.locks.get(uid) is lock:  # else forgotten: its count went with it
+                left = self.users.pop(uid, 1) - 1
+                if left > 0:
+                    self.users[uid] = left
+                else:
+                    del self.locks[uid]
 
     def create_slot(
         self, vault: KeyVaultClient | None, decision: Decision
@@ -91,6 +93,7 @@ class Context:
 
     def forget(self, uid: str) -> None:
         self.locks.pop(uid, None)
+        self.users.pop(uid, None)
         self.attempts.pop(uid, None)
         self.bodies.forget(uid)
 
@@ -127,7 +130,9 @@ async def _vault(ctx: Context, inp: Input) -> tuple[KeyVaultClient | None, Vault
         return None, unavailable.facts()
 
 
-async def reconcile_certificate(ctx: Context, body: Mapping[str, Any]) -> float | None:
+async def reconcile_certificate(
+    ctx: Context, body: Mapping[str, Any], *, fresh_reads: bool = False
+) -> float | None:
     """Bring one Certificate one round closer to its spec; returns seconds until the next round.
 
     Counted in kvcert_reconcile_total: `error` when it raises or does not settle, `requeue`
@@ -135,7 +140,7 @@ async def reconcile_certificate(ctx: Context, body: Mapping[str, Any]) -> float 
     started = time.perf_counter()
     result = "error"
     try:
-        delay, settled = await _reconcile_round(ctx, body)
+        delay, settled = await _reconcile_round(ctx, body, fresh_reads)
         if settled:
             result = "ok" if delay is None else "requeue"
         return delay
@@ -143,8 +148,11 @@ async def reconcile_certificate(ctx: Context, body: Mapping[str, Any]) -> float 
         ctx.metrics.reconciled(result, time.perf_counter() - started)
 
 
-async def _reconcile_round(ctx: Context, body: Mapping[str, Any]) -> tuple[float | None, bool]:
-    """(seconds until the next round or None, whether the round settled)."""
+async def _reconcile_round(
+    ctx: Context, body: Mapping[str, Any], fresh_reads: bool
+) -> tuple[float | None, bool]:
+    """(seconds until the next round or None, whether the round settled); `fresh_reads`: read
+    the output Secret rather than trust what the watch said (a start-up or re-list round)."""
     meta = body["metadata"]
     uid, namespace, name = meta["uid"], meta["namespace"], meta["name"]
     deleting = bool(meta.get("deletionTimestamp"))
@@ -170,6 +178,7 @@ async def _reconcile_round(ctx: Context, body: Mapping[str, Any]) -> tuple[float
         resource_version=meta.get("resourceVersion"),
         outputs=ctx.outputs,
         delivered=bool((body.get("status") or {}).get("certificate")),
+        fresh_reads=fresh_reads,
     )
     decision: Decision | None = None
     for _ in range(MAX_STEPS):
@@ -231,8 +240,15 @@ async def _conclude(
     latest = performer.latest_body
     try:
         if decision.status_patch:
-            latest = await ctx.kube.patch_certificate_status(namespace, name, decision.status_patch)
-        if inp.last(Failed) is not None:
+            # The stored object is parsed only when the next round will start from it.
+            delay = decision.requeue_after
+            soon = delay is not None and delay <= KEEP_BODY_SECONDS
+            written = await ctx.kube.patch_certificate_status(
+                namespace, name, decision.status_patch, want_body=soon
+            )
+            latest = written or latest
+        failed = inp.last(Failed) is not None
+        if failed:
             ctx.attempts[uid] = ctx.attempts.get(uid, 0) + 1
         else:
             ctx.attempts.pop(uid, None)  # nothing kept for a Certificate that did not fail
@@ -243,8 +259,14 @@ async def _conclude(
             ctx.metrics.forget_certificate(namespace, name)
         elif uid in ctx.locks:  # not forgotten by a DELETED event meanwhile (stale series)
             ctx.metrics.observe_certificate(body, decision.status_patch)
-            # The next round starts from the newest body, not a GET (kvcert.runtime.cache).
-            ctx.bodies.keep(latest if latest is not None else dict(body), decision.requeue_after)
+            # The next round starts from the newest body, not a GET (kvcert.runtime.cache);
+            # after a failure it reads: the body may be why (a 409 on a stale resourceVersion).
+            if failed:
+                ctx.bodies.forget(uid)
+            else:
+                ctx.bodies.keep(
+                    latest if latest is not None else dict(body), decision.requeue_after
+                )
     except ApiException as error:
         if error.status != 404:
             raise

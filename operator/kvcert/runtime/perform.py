@@ -92,6 +92,9 @@ class Performer:
     resource_version: str | None
     outputs: OutputSecrets = field(default_factory=OutputSecrets)
     delivered: bool = True
+    fresh_reads: bool = False
+    """Read the output Secret (ReadSecret) instead of trusting the cache: a start-up or
+    re-list round re-derives everything from the cluster."""
     written_status: list[dict[str, Any]] = field(default_factory=list)
     latest_body: dict[str, Any] | None = None
     """The body the last status write returned (the newest this round knows)."""
@@ -159,7 +162,7 @@ class Performer:
                 await self._update_in_place(action)
                 return None
             case actions.ReadSecret(secret_name=name):
-                known = await self._output(name)
+                known = await self._output(name, read=self.fresh_reads)
                 return known.facts(self.owner.uid) if known else SecretFacts.absent()
             case actions.ReadMergeSecret(secret_name=name):
                 found = await self.kube.get_secret(self.namespace, name)

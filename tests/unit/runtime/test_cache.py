@@ -236,3 +236,37 @@ async def test_a_delivered_certificate_unknown_to_the_cache_reads_its_secret() -
     assert isinstance(facts, SecretFacts)
     assert (facts.exists, facts.ours, kube.gets) == (True, True, 1)
     assert outputs.get("ns", "web-tls") is not None  # labelled ours: kept from now on
+
+
+def test_an_event_during_a_round_is_kept_so_the_round_does_not_end_on_an_older_body() -> None:
+    bodies = LatestBodies()
+    bodies.offer(_body("u", "7"))  # nothing kept, no round running: ignored
+    assert bodies.take("u") is None
+    bodies.offer(_body("u", "7"), running=True)  # a label edit while the round runs
+    bodies.keep(_body("u", "6"), 10.0)  # the round ends with the body it knew
+    taken = bodies.take("u")
+    assert taken is not None
+    assert taken["metadata"]["resourceVersion"] == "7"
+
+
+def test_a_state_older_than_a_deletion_is_not_taken_for_the_secrets() -> None:
+    outputs = OutputSecrets()
+    outputs.seen(_secret_body(version="9"))
+    outputs.seen(_secret_body(version="12"), deleted=True)
+    outputs.record("ns", "web-tls", KnownSecret.from_body(_secret_body(version="9")))
+    assert outputs.get("ns", "web-tls") is None  # a read answered before the deletion
+    outputs.seen(_secret_body(version="15"))  # created again
+    known = outputs.get("ns", "web-tls")
+    assert known is not None
+    assert known.resource_version == "15"
+
+
+async def test_a_listed_round_reads_the_secret_whatever_the_cache_says() -> None:
+    outputs = OutputSecrets()
+    outputs.seen(_secret_body(version="9"))
+    kube = _Kube({})  # deleted while the watch was away: no DELETED event came
+    performer = _performer(kube, outputs, delivered=True)
+    performer.fresh_reads = True
+    assert await performer.perform(actions.ReadSecret("web-tls")) == SecretFacts.absent()
+    assert kube.gets == 1
+    assert outputs.get("ns", "web-tls") is None

@@ -84,5 +84,11 @@ async def test_status_patches_are_merge_patches_read_as_json(
     else:
         body = await client.patch_certificate_status("ns", "web", {"a": 1}, resource_version="7")
         assert body["metadata"]["resourceVersion"] == outcome
-    assert calls == [{"_preload_content": False, "_content_type": "application/merge-patch+json"}]
+    assert calls == [
+        {
+            "_preload_content": False,
+            "_content_type": "application/merge-patch+json",
+            "_request_timeout": kube.REQUEST_TIMEOUT,
+        }
+    ]
     assert seen == [("patch", "certificates/status", str(status))]

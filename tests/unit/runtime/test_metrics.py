@@ -269,13 +269,13 @@ async def test_kube_requests_are_observed_with_their_code() -> None:
     seen: list[tuple[str, str, str]] = []
     kube = Kube(None, lambda *call: seen.append(call))  # type: ignore[arg-type]
 
-    async def answered() -> int:
+    async def answered(**_: object) -> int:
         return 1
 
-    async def refused() -> None:
+    async def refused(**_: object) -> None:
         raise AsyncApiException(status=403)
 
-    async def unreachable() -> None:
+    async def unreachable(**_: object) -> None:
         raise ConnectionError("no route")
 
     assert await kube._call("get", "secrets", answered) == 1
