@@ -57,7 +57,8 @@ VAULT_PORT = 8443
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 SCENARIOS = {
     "watch": "kopf's watches, the source Secret watch and the readiness check, at start-up",
-    "self": "Self certificate issued, then re-specified (new version replaces the Secret)",
+    "self": "Self certificate issued, re-specified (new version replaces the Secret), its"
+    " Secret deleted and rebuilt",
     "manual": "manual (Unknown) certificate merged from a Secret, then re-specified (new CSR)",
     "pending": "DeletePending certificate deleted while its operation is pending",
     "early": "Certificate applied before its KeyVault",
@@ -311,6 +312,17 @@ def test_2_certificates_of_every_kind_issue_under_the_charts_rbac(e2e: E2E):
     renewed = kubes["self"].secret("web-tls")
     assert renewed is not None
     assert secret_text(renewed, "tls.crt") != secret_text(first, "tls.crt")
+    # A deleted output Secret is rebuilt: its watch wakes the Ready Certificate, whose round
+    # reads the object (no body is kept for an idle Certificate).
+    kubes["self"].core.delete_namespaced_secret("web-tls", kubes["self"].namespace)
+    wait_for(
+        lambda: (
+            (rebuilt := kubes["self"].secret("web-tls")) is not None
+            and secret_text(rebuilt, "tls.crt") == secret_text(renewed, "tls.crt")
+        ),
+        60,
+        "web-tls rebuilt",
+    )
 
     # Manual: the CSR is published, the signed chain merged; a new policy publishes a new CSR.
     body = kubes["manual"].wait_condition("api", "Issuing", "True", "AwaitingMerge")
