@@ -77,12 +77,18 @@ def is_retryable(error: KeyVaultError, *, idempotent: bool) -> bool:
 
 @dataclass
 class RetryPolicy:
-    """Exponential backoff with full jitter, capped in attempts and in total time."""
+    """Exponential backoff with full jitter, capped in attempts and in total time (seconds).
+
+    The caps are a few seconds (issue #18 §2): a call is retried in place only for short
+    blips, because the caller holds its Certificate's lock (and perhaps a create slot) while
+    it waits. A longer wait, a Retry-After beyond what is left of `max_total` included, raises
+    the error with its `retry_after`, and the reconcile's backoff hands it to the scheduler
+    (kvcert.reconcile.schedule.backoff honours it)."""
 
     max_attempts: int = 5
     base_delay: float = 0.5
-    max_delay: float = 30.0
-    max_total: float = 60.0
+    max_delay: float = 4.0
+    max_total: float = 8.0
     sleep: Sleep = asyncio.sleep
     clock: Clock = time.monotonic
     rng: random.Random = field(default_factory=random.Random)

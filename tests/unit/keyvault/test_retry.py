@@ -83,6 +83,25 @@ async def test_a_retry_after_beyond_the_budget_is_handed_to_the_caller(
     assert sleep.slept == []
 
 
+async def test_the_default_policy_holds_a_call_for_seconds_not_a_minute(
+    vault: FakeVault, make_client: Make, sleep: FakeSleep
+) -> None:
+    """Issue #18 §2: the caller holds its Certificate's lock while a call retries in place, so
+    a Retry-After longer than the in-call budget goes back to the scheduler at once, and
+    retries of 5xx answers sleep a few seconds in all."""
+    vault.on(PENDING, error(429, "Throttled", "later", **{"Retry-After": "10"}), OK)
+    async with make_client(retry=RetryPolicy(sleep=sleep)) as client:
+        with pytest.raises(e.Throttled) as caught:
+            await client.get_pending_operation("web")
+    assert caught.value.retry_after == 10.0
+    assert sleep.slept == []
+    vault.on(PENDING, *[error(503, "Unavailable", "")] * 10)
+    async with make_client(retry=RetryPolicy(sleep=sleep)) as client:
+        with pytest.raises(e.ServerError):
+            await client.get_pending_operation("web")
+    assert sum(sleep.slept) <= RetryPolicy().max_total <= 8.0
+
+
 @pytest.mark.parametrize(
     ("answer", "retried"),
     [
