@@ -20,6 +20,7 @@
     │   ├── Throttled                 429
     │   └── ServerError               5xx
     └── KeyVaultTransportError        no HTTP answer at all
+        ├── ClientClosed              the client was replaced while the call waited
         ├── KeyVaultTimeout
         ├── KeyVaultConnectionError
         └── KeyVaultTLSError          certificate verification or handshake failure
@@ -198,6 +199,15 @@ class KeyVaultConnectionError(KeyVaultTransportError):
 
 class KeyVaultTLSError(KeyVaultTransportError):
     """TLS handshake or certificate verification failed: a wrong caBundle, never transient."""
+
+
+class ClientClosed(KeyVaultTransportError):
+    """The client was closed (replaced: its KeyVault object changed, or a 401 dropped it)
+    while a call waited: nothing was sent. Not retried in place (the same client stays
+    closed); the round fails softly and the next one gets the current client."""
+
+    def __init__(self, message: str = "the Key Vault client was closed and replaced") -> None:
+        super().__init__(message, request_sent=False)
 
 
 _BY_STATUS: dict[int, type[KeyVaultHTTPError]] = {

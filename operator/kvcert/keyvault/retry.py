@@ -25,6 +25,7 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from kvcert.keyvault.errors import (
+    ClientClosed,
     KeyVaultError,
     KeyVaultHTTPError,
     KeyVaultTLSError,
@@ -66,7 +67,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 def is_retryable(error: KeyVaultError, *, idempotent: bool) -> bool:
     if isinstance(error, Throttled):
         return True
-    if isinstance(error, KeyVaultTLSError):
+    if isinstance(error, KeyVaultTLSError | ClientClosed):
         return False
     if isinstance(error, KeyVaultTransportError) and not error.request_sent:
         return True

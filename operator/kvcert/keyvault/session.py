@@ -34,6 +34,7 @@ from kvcert.keyvault.credentials import (
     parse_challenge,
 )
 from kvcert.keyvault.errors import (
+    ClientClosed,
     CredentialUnavailable,
     InsecureVaultURL,
     KeyVaultConnectionError,
@@ -301,7 +302,7 @@ class VaultSession:
         whole from call(), the constant headers from HEADERS. No cookies are kept or sent: Key
         Vault authenticates by bearer token alone."""
         if self._closed:
-            raise RuntimeError("the Key Vault client has been closed")
+            raise ClientClosed()
         headers = list(HEADERS)
         if content:
             headers.append(("Content-Type", "application/json"))
@@ -314,7 +315,7 @@ class VaultSession:
         await self._in_flight.acquire(LAST if create else FIRST)
         try:
             if self._closed:  # closed while this request waited for its slot (a new client)
-                raise RuntimeError("the Key Vault client has been closed")
+                raise ClientClosed()
             return await self._exchange(method, url.path, request)
         finally:
             self._in_flight.release()

@@ -257,8 +257,13 @@ async def test_a_closed_client_refuses_new_calls(pki: tuple[vault_tls.TlsFiles, 
         kv = client(server.url, files.ca.read_text())
         await kv.get_pending_operation("web")
         await kv.close()
-        with pytest.raises(RuntimeError, match="closed"):
+        sent = len(server.requests)
+        with pytest.raises(e.ClientClosed, match="closed") as caught:
             await kv.get_pending_operation("web")
+        # A Key Vault error the round reports and retries softly (the next round gets the
+        # client that replaced this one), never an exception that escapes a reconcile.
+        assert caught.value.request_sent is False
+        assert len(server.requests) == sent  # nothing sent, not retried in place
         await kv.close()  # twice is fine
 
 
