@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from kvcert.runtime import logs
+from kvcert.runtime import crashpoints, logs
 from kvcert.runtime.logs import LOG_FORMATS
 from kvcert.runtime.settings import DEFAULT_LEASE_NAME, LOG_LEVELS, OperatorSettings
 
@@ -98,6 +98,7 @@ def run_operator(args: argparse.Namespace) -> int:
 
         kube_config.KUBE_CONFIG_DEFAULT_LOCATION = args.kubeconfig
     logs.configure(level, args.log_format)
+    crashpoints.arm(settings.crash_at)  # test-only; None (disarmed) unless KVCERT_CRASH_AT
     if settings.leader_election is not None:
         # A standby starts nothing of kopf's: it waits here, answering its probes.
         from kvcert.runtime import kube, leader  # noqa: PLC0415

@@ -26,6 +26,7 @@ from kvcert.reconcile.actions import CreateCertificate, ImportCertificate
 from kvcert.reconcile.decision import Decision
 from kvcert.reconcile.observed import CallError
 from kvcert.reconcile.outcomes import Failed, proceeds
+from kvcert.runtime import crashpoints
 from kvcert.runtime.cache import KEEP_BODY_SECONDS, LatestBodies, OutputSecrets
 from kvcert.runtime.clock import Clock
 from kvcert.runtime.events import EventRecorder
@@ -243,9 +244,11 @@ async def _conclude(
             # The stored object is parsed only when the next round will start from it.
             delay = decision.requeue_after
             soon = delay is not None and delay <= KEEP_BODY_SECONDS
+            crashpoints.reached("before:status")
             written = await ctx.kube.patch_certificate_status(
                 namespace, name, decision.status_patch, want_body=soon
             )
+            crashpoints.reached("after:status")
             latest = written or latest
         failed = inp.last(Failed) is not None
         if failed:
@@ -254,7 +257,9 @@ async def _conclude(
             ctx.attempts.pop(uid, None)  # nothing kept for a Certificate that did not fail
         if deleting and decision.requeue_after is None:
             finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+            crashpoints.reached("before:finalizer")
             await ctx.kube.set_finalizer(namespace, name, finalizers)
+            crashpoints.reached("after:finalizer")
             ctx.forget(uid)
             ctx.metrics.forget_certificate(namespace, name)
         elif uid in ctx.locks:  # not forgotten by a DELETED event meanwhile (stale series)

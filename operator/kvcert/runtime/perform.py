@@ -25,7 +25,7 @@ from kvcert.reconcile import actions
 from kvcert.reconcile.facts import SecretFacts
 from kvcert.reconcile.observed import CallError
 from kvcert.reconcile.outcomes import OUTPUT_REFUSED
-from kvcert.runtime import sources
+from kvcert.runtime import crashpoints, sources
 from kvcert.runtime.cache import KnownSecret, OutputSecrets, known_from_model
 from kvcert.runtime.kube import (
     CERTIFICATE_LABEL,
@@ -133,17 +133,25 @@ class Performer:
     async def _dispatch(self, action: actions.Action) -> object:
         match action:
             case actions.RecordIntent(patch=patch):
+                crashpoints.reached("before:intent")
                 body = await self.kube.patch_certificate_status(
                     self.namespace, self.owner.name, patch, self.resource_version
                 )
+                crashpoints.reached("after:intent")
                 self.latest_body = body
                 self.resource_version = body.get("metadata", {}).get("resourceVersion")
                 self.written_status.append(dict(patch))
                 return None
             case actions.CreateCertificate(certificate_name=name, policy=policy, tags=tags):
-                return await self._client().create_certificate(name, policy_spec(policy), tags)
+                crashpoints.reached("before:create")
+                created = await self._client().create_certificate(name, policy_spec(policy), tags)
+                crashpoints.reached("after:create")
+                return created
             case actions.ImportCertificate():
-                return await self._import(action)
+                crashpoints.reached("before:import")
+                imported = await self._import(action)
+                crashpoints.reached("after:import")
+                return imported
             case actions.ReadOperation(certificate_name=name):
                 return await self._client().get_pending_operation(name)
             case actions.ReadCertificate(certificate_name=name):
@@ -157,7 +165,10 @@ class Performer:
             case actions.RecoverCertificate(certificate_name=name):
                 return await self._client().recover_deleted_certificate(name)
             case actions.MergeChain():
-                return await self._merge(action)
+                crashpoints.reached("before:merge")
+                merged = await self._merge(action)
+                crashpoints.reached("after:merge")
+                return merged
             case actions.UpdateInPlace():
                 await self._update_in_place(action)
                 return None
@@ -172,7 +183,10 @@ class Performer:
                 found = await self.kube.get_secret(self.namespace, name)
                 return sources.import_facts(found, password_key)
             case actions.WriteSecret():
-                return await self._write_secret(action)
+                crashpoints.reached("before:secret")
+                refused = await self._write_secret(action)
+                crashpoints.reached("after:secret")
+                return refused
             case actions.WriteCsrConfigMap():
                 return await self._write_csr(action)
             case actions.Emit():

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kvcert.runtime import crashpoints
+
 DEFAULT_OPERATOR_NAMESPACE = "kvcert-system"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_LEASE_NAME = "kvcert-operator"
@@ -71,6 +73,9 @@ class OperatorSettings:
     - `clock_file`: TEST-ONLY. `KVCERT_CLOCK_FILE` names a file holding seconds added to the
       operator's clock (kvcert.runtime.clock), so that integration tests move time instead of
       sleeping. Absent (None) by default; never set it in a deployment.
+    - `crash_at`: TEST-ONLY. `KVCERT_CRASH_AT=<point>[#N]` makes the process exit at that
+      point (kvcert.runtime.crashpoints, issue #18 §1). Absent (None) by default; never set it
+      in a deployment.
     """
 
     namespaces: tuple[str, ...] = ()
@@ -82,6 +87,7 @@ class OperatorSettings:
     clock_file: Path | None = None
     metrics: str | None = None
     leader_election: LeaderElectionSettings | None = None
+    crash_at: tuple[str, int] | None = None
 
     @property
     def clusterwide(self) -> bool:
@@ -107,8 +113,9 @@ class OperatorSettings:
         """Settings from command-line values and the environment (default: os.environ).
 
         Raises ValueError for a log level outside LOG_LEVELS, a creates limit that is not a
-        positive whole number, or leader election timings LeaderElectionSettings refuses. The
-        Lease lives in `leader_election_namespace`, else the operator's own namespace.
+        positive whole number, a KVCERT_CRASH_AT that names no crash point, or leader election
+        timings LeaderElectionSettings refuses. The Lease lives in `leader_election_namespace`,
+        else the operator's own namespace.
         """
         env = os.environ if environ is None else environ
         if log_level not in LOG_LEVELS:
@@ -120,6 +127,7 @@ class OperatorSettings:
             )
         own = env.get("KVCERT_NAMESPACE") or env.get("POD_NAMESPACE")
         clock_file = env.get("KVCERT_CLOCK_FILE") or None
+        crash_at = crashpoints.parse(env.get("KVCERT_CRASH_AT"))
         election = None
         if leader_elect:
             election = LeaderElectionSettings(
@@ -139,4 +147,5 @@ class OperatorSettings:
             clock_file=Path(clock_file) if clock_file else None,
             metrics=metrics,
             leader_election=election,
+            crash_at=crash_at,
         )
