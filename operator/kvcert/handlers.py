@@ -36,7 +36,7 @@ from kvcert.runtime.cache import newer
 from kvcert.runtime.clock import Clock
 from kvcert.runtime.events import EventRecorder
 from kvcert.runtime.index import CertificateIndex
-from kvcert.runtime.loop import Context, reconcile_certificate
+from kvcert.runtime.loop import Context, reconcile_certificate, round_failed
 from kvcert.runtime.metrics import Metrics, MetricsServer
 from kvcert.runtime.probe import probe_vault
 from kvcert.runtime.readiness import ListFailed, ListProbe, Readiness, watched_lists
@@ -185,7 +185,7 @@ async def _run(
     for while this round runs (a Secret event) is kept when it is earlier than this round's."""
     ctx: Context = memo.context
     requeues: Requeues = memo.requeues
-    async with ctx.exclusive(uid):
+    async with ctx.rounds.exclusive(uid):
         requeues.cancel(uid)
         kept = ctx.bodies.take(uid)
         if kept is not None and (body is None or newer(kept, body)):
@@ -206,10 +206,10 @@ async def _run(
                 error.status,
                 error.reason,
             )
-            delay = 30.0
+            delay = await round_failed(ctx, body)
         except Exception:
             log.exception("%s/%s: reconcile failed", namespace, name)
-            delay = 30.0
+            delay = await round_failed(ctx, body)
     if delay is not None:
         requeues.schedule(uid, namespace, name, delay, keep_earlier=True)
 
@@ -272,7 +272,7 @@ async def certificate_event(
     memo.index.remember(raw)  # before any reconcile: a Secret event during it finds the owner
     if not _needs_reconcile(event.get("type"), raw):
         # Kept when a round is due soon or running, so that it starts from the newest body.
-        memo.context.bodies.offer(raw, running=uid in memo.context.users)
+        memo.context.bodies.offer(raw, running=memo.context.rounds.running(uid))
         return
     await _run(memo, namespace, name, uid, raw, listed=event.get("type") is None)
 

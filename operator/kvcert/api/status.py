@@ -136,3 +136,13 @@ class CertificateStatus(KvModel):
         default=None,
         description="digest of the lifetimeActions and tags last applied to Key Vault in place",
     )
+    failed_attempts: int | None = Field(
+        default=None,
+        ge=0,
+        description="rounds in a row that failed and are retried with exponential backoff (a"
+        " Key Vault or Kubernetes call that failed, the vault not ready, an output refused, an"
+        " unexpected error); absent once a round succeeds (cert-manager's failedIssuanceAttempts)",
+    )
+    last_failure_time: datetime | None = Field(
+        default=None, description="when the last failed round ended (RFC 3339)"
+    )

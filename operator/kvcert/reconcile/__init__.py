@@ -1,26 +1,16 @@
 """Pure decisions for Certificates: gather an `Input`, `reconcile` it, act on the `Decision`.
 
 No I/O, no clock, no randomness and no kopf/kubernetes/httpx/asyncio imports here (checked by
-import-linter), so every transition is a table test. The handler's loop:
+import-linter), so every transition is a table test. One round is `settle` (settle.py), the same
+loop for the operator (kvcert.runtime.loop) and the table tests (tests/unit/reconcile/support.py):
 
     inp = Input.from_body(body, now=..., marker=uuid4().hex, jitter=random(), vault=...)
-    for _ in range(MAX_STEPS):                   # a guard; a reconcile settles in a few steps
-        decision = reconcile(inp)
-        for action in decision.actions:          # in order; Emit is fire-and-forget
-            result = perform(action)             # its value, or a CallError when it failed
-            outcome = outcome_of(action, result)
-            inp = inp.with_outcome(outcome)
-            if not proceeds(outcome):
-                break                            # e.g. the intent write failed: no create
-        if not decision.final:
-            continue                             # effects were performed: decide again
-        patch status with decision.status_patch (if any); requeue after decision.requeue_after
-        break
+    settled = await settle(inp, perform)   # decide, perform each step's actions, fold, repeat
+    patch status with settled.decision.status_patch; requeue after its requeue_after
 
 `RecordIntent(patch)` is performed as a merge patch of status. A final decision's
 `requeue_after` is the next poll or retry (None: nothing to wait for; for a deletion, the
-finalizer may go). tests/unit/reconcile/support.py `World.reconcile_once` is this loop, run
-against a fake Key Vault.
+finalizer may go).
 """
 
 from kvcert.reconcile.actions import (
@@ -56,9 +46,7 @@ from kvcert.reconcile.observed import (
 )
 from kvcert.reconcile.outcomes import Outcome, outcome_of, proceeds
 from kvcert.reconcile.reasons import Reason
-
-MAX_STEPS = 16
-"""More steps than any reconcile needs (a Self completion takes five); a guard against a bug."""
+from kvcert.reconcile.settle import MAX_STEPS, Settled, Unsettled, settle
 
 __all__ = [
     "MAX_STEPS",
@@ -89,11 +77,14 @@ __all__ = [
     "RecordIntent",
     "RecoverCertificate",
     "SecretFacts",
+    "Settled",
     "SourceFacts",
+    "Unsettled",
     "VaultFacts",
     "WriteCsrConfigMap",
     "WriteSecret",
     "outcome_of",
     "proceeds",
     "reconcile",
+    "settle",
 ]

@@ -24,7 +24,7 @@ from kvcert.reconcile.actions import (
 )
 from kvcert.reconcile.advice import explain
 from kvcert.reconcile.conditions import find
-from kvcert.reconcile.decision import Decision, conclude, step
+from kvcert.reconcile.decision import FAILURE_KEYS, Decision, conclude, failures, step
 from kvcert.reconcile.inputs import Input, InvalidSpec
 from kvcert.reconcile.observed import OperationStatus
 from kvcert.reconcile.operation import UNSUCCESSFUL, OperationView
@@ -35,6 +35,7 @@ from kvcert.reconcile.outcomes import (
     Merged,
     Rejected,
 )
+from kvcert.reconcile.patch import merge_patch_diff
 from kvcert.reconcile.readiness import Verdict
 from kvcert.reconcile.reasons import Reason
 from kvcert.reconcile.schedule import backoff
@@ -148,9 +149,21 @@ def _transient(inp: Input, current: OperationView, failed: Failed) -> Decision:
     """Report a retryable failure once; a Ready certificate keeps serving and stays Ready."""
     delay = backoff(inp.attempt, inp.jitter, failed.error.retry_after)
     ready = find(inp.status.conditions, readiness.READY)
-    if failed.action == "RecordIntent" or (ready is not None and ready.status == "True"):
-        # A failed status write cannot report itself; a Ready certificate is still served.
-        return Decision(requeue_after=delay, rung="transient failure, retry quietly")
+    if failed.action == "RecordIntent":
+        # A failed status write cannot report itself: counted in memory, retried.
+        return Decision(requeue_after=delay, rung="transient failure, retry quietly", failed=True)
+    if ready is not None and ready.status == "True":
+        # A Ready certificate is still served: only the count of failures is written.
+        patch = merge_patch_diff(
+            {key: value for key, value in inp.status.to_wire().items() if key in FAILURE_KEYS},
+            failures(inp, failed=True),
+        )
+        return Decision(
+            status_patch=patch,
+            requeue_after=delay,
+            rung="transient failure, retry quietly",
+            failed=True,
+        )
     # No delay in the message: a retry with the same error must not cost a status write.
     reason, message = explain(inp, failed)
     verdict = Verdict(reason, message, issuing=current.in_progress)

@@ -23,6 +23,7 @@ from kvcert.reconcile.outcomes import (
     CancelRefused,
     CancelRequested,
     Created,
+    Failed,
     Imported,
     Merged,
     Recovered,
@@ -41,7 +42,21 @@ OWNED_KEYS = (
     "renewalTime",
     "handledRequests",
     "appliedUpdate",
+    "failedAttempts",
+    "lastFailureTime",
 )
+FAILURE_KEYS = ("failedAttempts", "lastFailureTime")
+RETRIED_REASONS = frozenset(
+    {
+        Reason.VAULT_NOT_READY,
+        Reason.KEY_VAULT_ERROR,
+        Reason.THROTTLED,
+        Reason.ACCESS_DENIED,
+        Reason.OUTPUT_REFUSED,
+    }
+)
+"""Verdicts of a round that failed and is retried with backoff: each one counts in
+status.failedAttempts, so the next retry waits twice as long (issue #18 §3)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,9 @@ class Decision:
     """Seconds until the next reconcile (poll or retry); None: nothing to wait for (for a
     deletion: clean-up is complete and the finalizer may go)."""
     rung: str = ""
+    failed: bool = False
+    """This round failed and is retried with backoff: the operator counts it (Input.attempt of
+    the next round, status.failedAttempts), and forgets the count after a round that did not."""
 
     def __post_init__(self) -> None:
         if self.status_patch and not self.final:
@@ -74,9 +92,16 @@ def step(rung: str, *actions: Action) -> Decision:
 
 
 def desired_status(
-    inp: Input, verdict: Verdict, current: OperationView, error: OperationError | None = None
+    inp: Input,
+    verdict: Verdict,
+    current: OperationView,
+    error: OperationError | None = None,
+    *,
+    failed: bool = False,
 ) -> dict[str, Any]:
-    """The owned part of status after this reconcile, camelCase, JSON types."""
+    """The owned part of status after this reconcile, camelCase, JSON types. A `failed` round
+    counts in failedAttempts (Input.attempt + 1) and stamps lastFailureTime; a round that did
+    not fail drops failedAttempts and keeps the last failure's time."""
     state = operation.desired(inp, current, error)
     info = readiness.certificate_info(inp, verdict)
     renewal, handled, applied = (
@@ -96,7 +121,15 @@ def desired_status(
         "renewalTime": _timestamp(renewal),
         "handledRequests": handled.to_wire() if handled is not None else None,
         "appliedUpdate": applied,
+        **failures(inp, failed=failed),
     }
+
+
+def failures(inp: Input, *, failed: bool) -> dict[str, Any]:
+    """failedAttempts and lastFailureTime after this round (see `desired_status`)."""
+    if failed:
+        return {"failedAttempts": inp.attempt + 1, "lastFailureTime": _timestamp(inp.now)}
+    return {"failedAttempts": None, "lastFailureTime": _timestamp(inp.status.last_failure_time)}
 
 
 def _timestamp(value: datetime | None) -> str | None:
@@ -116,17 +149,23 @@ def final(
     events: Sequence[Emit] = (),
     error: OperationError | None = None,
 ) -> Decision:
-    """A final decision: the status patch is the difference to the desired status."""
+    """A final decision: the status patch is the difference to the desired status. The round
+    failed (Decision.failed) when a call failed transiently or the verdict is RETRIED_REASONS."""
+    failed = inp.last(Failed) is not None or verdict.reason in RETRIED_REASONS
     verdict = readiness.serving(inp, verdict)
     recorded = inp.status.to_wire()
     have = {key: recorded[key] for key in OWNED_KEYS if key in recorded}
-    patch = merge_patch_diff(have, desired_status(inp, verdict, current, error))
+    patch = merge_patch_diff(have, desired_status(inp, verdict, current, error, failed=failed))
     emitted = list(events)
     event = readiness.event_for(inp, verdict)
     if event is not None and all(item.reason != event.reason for item in emitted):
         emitted.append(event)  # one event per reason and round
     return Decision(
-        actions=tuple(emitted), status_patch=patch, requeue_after=requeue_after, rung=rung
+        actions=tuple(emitted),
+        status_patch=patch,
+        requeue_after=requeue_after,
+        rung=rung,
+        failed=failed,
     )
 
 

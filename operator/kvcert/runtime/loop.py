@@ -8,24 +8,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
 from kvcert.api.certificate import CertificateSpec, DeletionPolicy
 from kvcert.keyvault import KeyVaultClient
-from kvcert.reconcile import Emit, Input, VaultFacts, outcome_of, reconcile
+from kvcert.reconcile import Action, Emit, Input, Unsettled, VaultFacts, settle
 from kvcert.reconcile.actions import CreateCertificate, ImportCertificate
 from kvcert.reconcile.decision import Decision
 from kvcert.reconcile.observed import CallError
-from kvcert.reconcile.outcomes import Failed, proceeds
+from kvcert.reconcile.outcomes import Failed
+from kvcert.reconcile.schedule import backoff
 from kvcert.runtime import crashpoints
 from kvcert.runtime.cache import KEEP_BODY_SECONDS, LatestBodies, OutputSecrets
 from kvcert.runtime.clock import Clock
@@ -33,6 +36,7 @@ from kvcert.runtime.events import EventRecorder
 from kvcert.runtime.kube import FINALIZER, Kube, Owner
 from kvcert.runtime.metrics import Metrics
 from kvcert.runtime.perform import Performer
+from kvcert.runtime.schedule import Rounds
 from kvcert.runtime.vaults import VaultClients, VaultUnavailable
 
 log = logging.getLogger("kvcert.reconcile")
@@ -43,9 +47,8 @@ Finishing work (polling, reading the certificate, writing the Secret) never wait
 slot: under a batch of a thousand new Certificates, one whose operation has completed is done
 while the others queue here, not behind them (issue #17 §3). Key Vault's create rate limit
 (kvcert.keyvault.retry.VaultRateLimiter) still applies inside the slot."""
-MAX_STEPS = 24
-"""A reconcile that has not settled after this many steps is a bug; back off and say so."""
 UNSETTLED_DELAY = 60.0
+"""Seconds before a round that did not settle (kvcert.reconcile.Unsettled: a bug) is tried again."""
 
 
 @dataclass
@@ -58,31 +61,10 @@ class Context:
     events: EventRecorder
     clock: Clock = field(default_factory=Clock)
     metrics: Metrics = field(default_factory=Metrics)
-    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    attempts: dict[str, int] = field(default_factory=dict)
+    rounds: Rounds = field(default_factory=Rounds)
     bodies: LatestBodies = field(default_factory=LatestBodies)
     outputs: OutputSecrets = field(default_factory=OutputSecrets)
     create_slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
-    users: dict[str, int] = field(default_factory=dict)
-
-    @contextlib.asynccontextmanager
-    async def exclusive(self, uid: str) -> AsyncIterator[None]:
-        """Hold the object's lock: one round at a time per Certificate. The lock exists only
-        while a round holds or awaits it, so an idle Certificate keeps none (issue #17 §4);
-        `uid in locks` still tells a round whether a DELETED event forgot the object. `users`
-        counts the rounds holding or awaiting the current lock (forget drops both)."""
-        lock = self.locks.setdefault(uid, asyncio.Lock())
-        self.users[uid] = self.users.get(uid, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            if self.locks.get(uid) is lock:  # else forgotten: its count went with it
-                left = self.users.pop(uid, 1) - 1
-                if left > 0:
-                    self.users[uid] = left
-                else:
-                    del self.locks[uid]
 
     def create_slot(
         self, vault: KeyVaultClient | None, decision: Decision
@@ -93,9 +75,7 @@ class Context:
         return self.create_slots.setdefault(vault.vault_url, asyncio.Semaphore(CREATES_IN_FLIGHT))
 
     def forget(self, uid: str) -> None:
-        self.locks.pop(uid, None)
-        self.users.pop(uid, None)
-        self.attempts.pop(uid, None)
+        self.rounds.forget(uid)
         self.bodies.forget(uid)
 
 
@@ -149,6 +129,27 @@ async def reconcile_certificate(
         ctx.metrics.reconciled(result, time.perf_counter() - started)
 
 
+async def round_failed(ctx: Context, body: Mapping[str, Any]) -> float:
+    """After a round raised (an unexpected error, or a Kubernetes error it could not handle):
+    count the failure, record it in status.failedAttempts and lastFailureTime (best effort: the
+    API server may be why), forget the kept body (the next round reads), and return the seconds
+    until the next round: exponential backoff per object, 2 s doubling to 300 s with ±20 %
+    jitter (kvcert.reconcile.schedule.backoff; issue #18 §3 replaced a flat 30 s)."""
+    meta = body["metadata"]
+    uid, namespace, name = meta["uid"], meta["namespace"], meta["name"]
+    attempt = ctx.rounds.attempt(uid, body)
+    count = ctx.rounds.ended(uid, failed=True, attempt=attempt)
+    ctx.bodies.forget(uid)
+    now = ctx.clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        await ctx.kube.patch_certificate_status(
+            namespace, name, {"failedAttempts": count, "lastFailureTime": now}
+        )
+    except Exception as error:
+        log.debug("%s/%s: could not record the failed round: %s", namespace, name, type(error))
+    return backoff(attempt, random.random())  # noqa: S311 - spreading retries, not security
+
+
 async def _reconcile_round(
     ctx: Context, body: Mapping[str, Any], fresh_reads: bool
 ) -> tuple[float | None, bool]:
@@ -167,7 +168,7 @@ async def _reconcile_round(
         now=ctx.clock.now(),
         marker=uuid.uuid4().hex,
         jitter=random.random(),  # noqa: S311 - spreading requeues, not security
-        attempt=ctx.attempts.get(uid, 0),
+        attempt=ctx.rounds.attempt(uid, body),
     )
     vault, vault_facts = await _vault(ctx, inp)  # the spec as Input parsed it, not again
     inp = dataclasses.replace(inp, vault=vault_facts)
@@ -181,49 +182,45 @@ async def _reconcile_round(
         delivered=bool((body.get("status") or {}).get("certificate")),
         fresh_reads=fresh_reads,
     )
-    decision: Decision | None = None
-    for _ in range(MAX_STEPS):
-        decision = reconcile(inp)
-        async with ctx.create_slot(vault, decision):
-            inp = await _perform(ctx, body, decision, performer, inp)
-        if decision.final:
-            break
-    else:
-        log.error("%s/%s: reconcile did not settle in %d steps", namespace, name, MAX_STEPS)
+
+    async def perform(decision: Decision, action: Action) -> object:
+        return await _perform(ctx, body, decision, action, performer)
+
+    around = functools.partial(ctx.create_slot, vault)
+    try:
+        settled = await settle(inp, perform, around=around)
+    except Unsettled as error:
+        log.error("%s/%s: %s", namespace, name, error)
         return UNSETTLED_DELAY, False
-    assert decision is not None
-    log.debug("%s/%s: %s", namespace, name, decision.rung)
-    return await _conclude(ctx, body, decision, performer, inp)
+    log.debug("%s/%s: %s", namespace, name, settled.decision.rung)
+    return await _conclude(ctx, body, settled.decision, performer, settled.inp)
 
 
 async def _perform(
     ctx: Context,
     body: Mapping[str, Any],
     decision: Decision,
+    action: Action,
     performer: Performer,
-    inp: Input,
-) -> Input:
-    """Perform one decision's actions in order; the input with every outcome folded in."""
-    for action in decision.actions:
-        if isinstance(action, Emit):
-            operation = decision.status_patch.get("operation") or {}
-            await ctx.events.emit(
-                body,
-                action.type,
-                action.reason,
-                action.message,
-                "Certificate",
-                request_id=operation.get("requestId"),
-            )
-            continue
-        result = await performer.perform(action)
-        if isinstance(result, CallError) and result.status == 401 and performer.vault:
-            await ctx.vaults.forget(performer.vault)
-        outcome = outcome_of(action, result)
-        inp = inp.with_outcome(outcome)
-        if not proceeds(outcome):
-            break  # above all: no create unless its intent is on record
-    return inp
+) -> object:
+    """Perform one action of `decision` (kvcert.reconcile.settle.Perform): an event is posted
+    with the request id the decision records; a 401 from Key Vault drops the vault's client so
+    that the next round authenticates afresh."""
+    if isinstance(action, Emit):
+        operation = decision.status_patch.get("operation") or {}
+        await ctx.events.emit(
+            body,
+            action.type,
+            action.reason,
+            action.message,
+            "Certificate",
+            request_id=operation.get("requestId"),
+        )
+        return None
+    result = await performer.perform(action)
+    if isinstance(result, CallError) and result.status == 401 and performer.vault:
+        await ctx.vaults.forget(performer.vault)
+    return result
 
 
 async def _conclude(
@@ -250,11 +247,8 @@ async def _conclude(
             )
             crashpoints.reached("after:status")
             latest = written or latest
-        failed = inp.last(Failed) is not None
-        if failed:
-            ctx.attempts[uid] = ctx.attempts.get(uid, 0) + 1
-        else:
-            ctx.attempts.pop(uid, None)  # nothing kept for a Certificate that did not fail
+        failed = decision.failed or inp.last(Failed) is not None
+        ctx.rounds.ended(uid, failed=failed, attempt=inp.attempt)
         if deleting and decision.requeue_after is None:
             finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
             crashpoints.reached("before:finalizer")
@@ -262,7 +256,7 @@ async def _conclude(
             crashpoints.reached("after:finalizer")
             ctx.forget(uid)
             ctx.metrics.forget_certificate(namespace, name)
-        elif uid in ctx.locks:  # not forgotten by a DELETED event meanwhile (stale series)
+        elif uid in ctx.rounds:  # not forgotten by a DELETED event meanwhile (stale series)
             ctx.metrics.observe_certificate(body, decision.status_patch)
             # The next round starts from the newest body, not a GET (kvcert.runtime.cache);
             # after a failure it reads: the body may be why (a 409 on a stale resourceVersion).

@@ -1,4 +1,9 @@
-"""Scheduled reconciles ("requeues"), one deadline per Certificate, in the operator's clock time.
+"""Per-Certificate rounds: when the next one runs, one at a time, and failures in a row.
+
+Issue #18 §6: the scheduled re-reconciles (`Requeues`), the per-object locks and the count of
+failed rounds (`Rounds`) live here, and every task started here is referenced until it ends.
+
+Scheduled reconciles ("requeues"): one deadline per Certificate, in the operator's clock time.
 
 A decision may ask to be looked at again after a delay (an operation in progress is polled, a
 failure backs off, a renewal point is waited for). The deadline is stored as `clock.now() +
@@ -21,9 +26,10 @@ import contextlib
 import heapq
 import itertools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from kvcert.runtime.clock import Clock
 
@@ -161,3 +167,63 @@ class Requeues:
         if len(self._heap) > 2 * len(self._entries) + 64:
             self._heap = [(e.deadline, e.seq, uid) for uid, e in self._entries.items()]
             heapq.heapify(self._heap)
+
+
+class Rounds:
+    """One round at a time per Certificate, and how many failed in a row (for backoff).
+
+    - `exclusive(uid)`: hold the object's lock. The lock exists only while a round holds or
+      awaits it, so an idle Certificate keeps none (issue #17 §4); `users` counts the rounds
+      holding or awaiting the current lock, and `uid in rounds` tells a round whether a DELETED
+      event forgot the object meanwhile.
+    - `attempt(uid, body)`: failed rounds in a row: the count kept in memory, else the one the
+      Certificate's status records (status.failedAttempts), so a restart keeps backing off.
+    - `ended(uid, failed=...)`: count a failed round, forget the count after one that did not.
+    """
+
+    def __init__(self) -> None:
+        self.locks: dict[str, asyncio.Lock] = {}
+        self.users: dict[str, int] = {}
+        self.attempts: dict[str, int] = {}
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self.locks
+
+    def running(self, uid: str) -> bool:
+        """Whether a round holds or awaits the object's lock."""
+        return uid in self.users
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, uid: str) -> AsyncIterator[None]:
+        lock = self.locks.setdefault(uid, asyncio.Lock())
+        self.users[uid] = self.users.get(uid, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            if self.locks.get(uid) is lock:  # else forgotten: its count went with it
+                left = self.users.pop(uid, 1) - 1
+                if left > 0:
+                    self.users[uid] = left
+                else:
+                    del self.locks[uid]
+
+    def attempt(self, uid: str, body: Mapping[str, Any]) -> int:
+        """Failed rounds in a row before this one (0-based retry number for backoff)."""
+        if uid in self.attempts:
+            return self.attempts[uid]
+        recorded = (body.get("status") or {}).get("failedAttempts")
+        return recorded if isinstance(recorded, int) and recorded > 0 else 0
+
+    def ended(self, uid: str, *, failed: bool, attempt: int) -> int:
+        """Record how the round that started at `attempt` ended; the next round's attempt."""
+        if failed:
+            self.attempts[uid] = attempt + 1
+            return attempt + 1
+        self.attempts.pop(uid, None)  # nothing kept for a Certificate that did not fail
+        return 0
+
+    def forget(self, uid: str) -> None:
+        self.locks.pop(uid, None)
+        self.users.pop(uid, None)
+        self.attempts.pop(uid, None)

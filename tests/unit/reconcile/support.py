@@ -7,6 +7,7 @@ checked without any I/O.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -14,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kvcert.reconcile import (
-    MAX_STEPS,
     NOT_FOUND,
     Action,
     CallError,
@@ -41,9 +41,8 @@ from kvcert.reconcile import (
     SourceFacts,
     WriteCsrConfigMap,
     WriteSecret,
-    outcome_of,
-    proceeds,
     reconcile,
+    settle,
 )
 from kvcert.reconcile.operation import (
     INTENT_TAG,
@@ -278,24 +277,21 @@ class World:
         )
 
     def reconcile_once(self, *, now: datetime = NOW, marker: str = "m1") -> Decision:
-        """What the handler does for one event or timer tick: decide, act, fold, repeat."""
+        """What the handler does for one event or timer tick: the operator's own loop
+        (kvcert.reconcile.settle), run against this world, then the final status write."""
+
+        async def perform(_: Decision, action: Action) -> object:
+            result = self.perform(action)
+            if self.crash_after == type(action).__name__:
+                self.crash_after = None
+                raise Crash
+            return result
+
         inp = Input.from_body(self.raw, now=now, marker=marker)
-        for _ in range(MAX_STEPS):
-            decision = reconcile(inp)
-            for action in decision.actions:
-                result = self.perform(action)
-                outcome = outcome_of(action, result)
-                inp = inp.with_outcome(outcome)
-                if self.crash_after == type(action).__name__:
-                    self.crash_after = None
-                    raise Crash
-                if not proceeds(outcome):
-                    break
-            if decision.final:
-                if decision.status_patch:
-                    self.write_status(dict(decision.status_patch))
-                return decision
-        raise AssertionError(f"reconcile did not settle in {MAX_STEPS} steps")
+        decision = asyncio.run(settle(inp, perform)).decision
+        if decision.status_patch:
+            self.write_status(dict(decision.status_patch))
+        return decision
 
 
 class Crash(Exception):

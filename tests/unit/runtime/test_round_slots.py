@@ -29,7 +29,7 @@ async def test_an_objects_lock_lives_only_while_rounds_hold_or_await_it() -> Non
     entered, release = asyncio.Event(), asyncio.Event()
 
     async def first() -> None:
-        async with ctx.exclusive("u"):
+        async with ctx.rounds.exclusive("u"):
             entered.set()
             await release.wait()
 
@@ -37,15 +37,15 @@ async def test_an_objects_lock_lives_only_while_rounds_hold_or_await_it() -> Non
     await entered.wait()
     waiter = asyncio.create_task(_enter(ctx, "u"))
     await asyncio.sleep(0)  # let the waiter queue on the lock
-    assert "u" in ctx.locks
+    assert "u" in ctx.rounds
     release.set()
     await asyncio.gather(holder, waiter)
-    assert ctx.locks == {}
-    assert ctx.users == {}
+    assert ctx.rounds.locks == {}
+    assert ctx.rounds.users == {}
 
 
 async def _enter(ctx: loop.Context, uid: str) -> None:
-    async with ctx.exclusive(uid):
+    async with ctx.rounds.exclusive(uid):
         pass
 
 

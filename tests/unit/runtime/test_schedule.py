@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from kvcert.runtime.clock import Clock
-from kvcert.runtime.schedule import Requeues
+from kvcert.runtime.schedule import Requeues, Rounds
 
 
 class _Clock(Clock):
@@ -128,3 +130,30 @@ async def test_close_cancels_everything():
     clock.moved = timedelta(seconds=60)
     await asyncio.sleep(0.05)
     assert fired.calls == []
+
+
+@pytest.mark.parametrize(
+    ("kept", "status", "expected"),
+    [
+        (None, {}, 0),
+        (None, {"failedAttempts": 3}, 3),  # after a restart: the status's count
+        (None, {"failedAttempts": "3"}, 0),  # not a count: ignored
+        (None, {"failedAttempts": -1}, 0),
+        (5, {"failedAttempts": 3}, 5),  # in memory wins: the status write may have failed
+    ],
+)
+def test_the_attempt_comes_from_memory_else_from_status(
+    kept: int | None, status: dict[str, object], expected: int
+) -> None:
+    rounds = Rounds()
+    if kept is not None:
+        rounds.attempts["u"] = kept
+    assert rounds.attempt("u", {"status": status}) == expected
+
+
+def test_a_failed_round_counts_and_a_good_one_forgets() -> None:
+    rounds = Rounds()
+    assert rounds.ended("u", failed=True, attempt=2) == 3
+    assert rounds.attempt("u", {}) == 3
+    assert rounds.ended("u", failed=False, attempt=3) == 0
+    assert "u" not in rounds.attempts
