@@ -108,6 +108,16 @@ class OperatorProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def wait_exit(self, timeout: float) -> int | None:
+        """Wait up to `timeout` seconds for the process to end by itself (a crash point, a lost
+        Lease); its exit code, or None if it is still running then (it is left running)."""
+        if self.process is None:
+            raise RuntimeError("wait_exit needs a started OperatorProcess")
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def log(self, tail: int = 6000) -> str:
         if not self.log_path.exists():
             return ""

@@ -19,9 +19,7 @@ from kvcert.reconcile import (
     secret,
     updates,
 )
-from kvcert.reconcile.actions import (
-    ReadOperation,
-)
+from kvcert.reconcile.actions import ReadMergeSecret, ReadOperation
 from kvcert.reconcile.advice import explain
 from kvcert.reconcile.conditions import find
 from kvcert.reconcile.decision import FAILURE_KEYS, Decision, conclude, failures, step
@@ -128,6 +126,13 @@ def reconcile(inp: Input) -> Decision:
     # In progress: wait; poll again after a delay that grows with the operation's age.
     if current.in_progress:
         return pending.waiting(inp, spec, current)
+    # Completed while status recorded a manual request in progress, with no merge seen: read
+    # mergeFrom, so that a merge whose answer was lost (a crash) is recorded and told.
+    if operation.merge_unrecorded(inp, current) and inp.merge_secret is None:
+        assert spec.merge_from is not None
+        return step(
+            "a merge not recorded: read mergeFrom", ReadMergeSecret(spec.merge_from.secret_name)
+        )
     # Completed (now or earlier), merged or imported: deliver to the Secret, then Ready.
     if (
         current.status is OperationStatus.COMPLETED

@@ -214,12 +214,18 @@ def round_events(inp: Input, current: OperationView) -> list[Emit]:
         events.append(Emit("Warning", Reason.CANCEL_REFUSED, text))
     if inp.last(Merged) is not None:
         events.append(Emit("Normal", Reason.MERGED, f"merged the signed chain into {name}"))
+    elif operation.merged_unseen(inp, current):
+        text = f"found the chain of mergeFrom merged into {name} (its answer was not recorded)"
+        events.append(Emit("Normal", Reason.MERGED, text))
     if inp.last(UpdatedInPlace) is not None:
         text = f"applied lifetimeActions and tags to {name} in place (no new version)"
         events.append(Emit("Normal", Reason.UPDATED, text))
     if (imported := inp.last(Imported)) is not None:
         text = f"imported {name} version {imported.certificate.version}"
         events.append(Emit("Normal", Reason.IMPORTED, text))
+    elif (version := operation.import_unrecorded(inp, current)) is not None:
+        text = f"adopted version {version} of {name}, imported under this Certificate's intent"
+        events.append(Emit("Normal", Reason.ADOPTED, text))
     return events
 
 

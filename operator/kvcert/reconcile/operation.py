@@ -248,6 +248,49 @@ def desired(
     return None if state == OperationState() else state
 
 
+def merge_unrecorded(inp: Input, current: OperationView) -> bool:
+    """A manual operation status recorded in progress now reads completed, with no merge of
+    this round: a merge whose answer the operator never recorded (it crashed after the call,
+    before its status write; issue #18 §1) or one made out of band. Whether it was mergeFrom's
+    chain is told by `merged_unseen` once the merge Secret and the certificate are read."""
+    known = inp.status.operation
+    return (
+        isinstance(inp.spec, CertificateSpec)
+        and inp.spec.merge_from is not None
+        and known is not None
+        and known.status == OperationStatus.IN_PROGRESS.value
+        and (known.merge is None or known.merge.result != "Merged")
+        and current.status is OperationStatus.COMPLETED
+        and inp.last(Merged) is None
+    )
+
+
+def merged_unseen(inp: Input, current: OperationView) -> bool:
+    """`merge_unrecorded`, and the completed certificate's leaf is mergeFrom's (same x5t)."""
+    facts, cert = inp.merge_secret, inp.certificate
+    return (
+        merge_unrecorded(inp, current)
+        and facts is not None
+        and facts.fingerprint is not None
+        and facts.leaf_x5t is not None
+        and isinstance(cert, ObservedCertificate)
+        and cert.x5t == facts.leaf_x5t
+    )
+
+
+def import_unrecorded(inp: Input, current: OperationView) -> str | None:
+    """The version an import of this Certificate's intent made, when this round did not make it
+    and status does not record it yet: an import whose answer the operator never recorded (a
+    crash after the call; issue #18 §1). None otherwise."""
+    intent, cert = current.intent, inp.certificate
+    if intent is None or intent.action != "import" or inp.last(Imported) is not None:
+        return None
+    if not isinstance(cert, ObservedCertificate) or cert.tags.get(INTENT_TAG) != intent.marker:
+        return None
+    recorded = inp.status.certificate
+    return cert.version if recorded is None or recorded.version != cert.version else None
+
+
 def _with_notes(inp: Input, state: OperationState, current: OperationView) -> OperationState:
     """Fold this round's outcomes that status.operation remembers."""
     status_now = current.status.value if current.status else None
@@ -261,7 +304,8 @@ def _with_notes(inp: Input, state: OperationState, current: OperationView) -> Op
             message=refused.error.message or refused.error.code,
         )
         state = state.model_copy(update={"merge": attempt})
-    if inp.last(Merged) is not None and inp.merge_secret and inp.merge_secret.fingerprint:
+    merged = inp.last(Merged) is not None or merged_unseen(inp, current)
+    if merged and inp.merge_secret and inp.merge_secret.fingerprint:
         attempt = MergeAttempt(fingerprint=inp.merge_secret.fingerprint, result="Merged")
         state = state.model_copy(update={"merge": attempt, "status": "completed"})
     if (cancel := inp.last(CancelRefused)) is not None:

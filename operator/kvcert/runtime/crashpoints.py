@@ -43,7 +43,7 @@ def parse(value: str | None) -> tuple[str, int] | None:
     point, _, count = value.partition("#")
     if point not in POINTS:
         raise ValueError(f"KVCERT_CRASH_AT must be one of {', '.join(POINTS)} (optionally #N)")
-    if count and (not count.isdigit() or int(count) < 1):
+    if count and (not (count.isascii() and count.isdigit()) or int(count) < 1):
         raise ValueError(f"KVCERT_CRASH_AT: the count after # must be positive: {count!r}")
     return point, int(count or 1)
 

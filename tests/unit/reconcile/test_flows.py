@@ -111,3 +111,39 @@ def test_polling_a_slow_issuer_writes_nothing_and_backs_off() -> None:
     assert delays[-1] > delays[0]
     assert world.calls["CreateCertificate"] == 1
     assert world.calls["ReadOperation"] == 5
+
+
+def test_a_merge_whose_answer_was_lost_in_a_crash_is_recorded_and_told_after_it() -> None:
+    """Issue #18 §1: the crash table's `after:merge` (the vault merged, the operator died
+    before its status write): the restart records merge.result Merged and says Merged."""
+    world = World(body(policy=MANUAL, mergeFrom={"secretName": "web-signed"}), issuer="Unknown")
+    world.reconcile_once()
+    world.merge_source = SourceFacts(
+        exists=True, fingerprint="fp-1", chain_pem_length=2000, leaf_x5t="x5t-v1"
+    )
+    world.crash_after = "MergeChain"
+    with pytest.raises(Crash):
+        world.reconcile_once(now=NOW + timedelta(minutes=2))
+    assert world.raw["status"]["operation"]["status"] == "inProgress"
+    world.emitted.clear()
+    world.reconcile_once(now=NOW + timedelta(minutes=3), marker="m2")  # the restarted operator
+    status = world.raw["status"]
+    assert status["operation"]["merge"] == {"fingerprint": "fp-1", "result": "Merged"}
+    assert [e.reason for e in world.emitted].count("Merged") == 1
+    assert world.calls["MergeChain"] == 1
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+
+
+def test_a_chain_merged_by_someone_else_is_not_recorded_as_mergefroms() -> None:
+    world = World(body(policy=MANUAL, mergeFrom={"secretName": "web-signed"}), issuer="Unknown")
+    world.reconcile_once()
+    world.merge_source = SourceFacts(
+        exists=True, fingerprint="fp-1", chain_pem_length=2000, leaf_x5t="another-leaf"
+    )
+    world._complete()  # merged out of band with another chain
+    world.emitted.clear()
+    world.reconcile_once(now=NOW + timedelta(minutes=3), marker="m2")
+    assert "merge" not in world.raw["status"]["operation"]
+    assert "Merged" not in [e.reason for e in world.emitted]
+    assert world.calls["MergeChain"] == 0
