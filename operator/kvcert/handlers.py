@@ -270,11 +270,14 @@ async def certificate_event(
         # sends no DELETED): nothing kept for the old object may act on the new one.
         _forget(memo, namespace, name, previous.uid)
     memo.index.remember(raw)  # before any reconcile: a Secret event during it finds the owner
-    if not _needs_reconcile(event.get("type"), raw):
+    listed = event.get("type") is None
+    if not _needs_reconcile(event.get("type"), raw) or (
+        not listed and memo.context.rounds.backing_off(uid, raw)
+    ):
         # Kept when a round is due soon or running, so that it starts from the newest body.
         memo.context.bodies.offer(raw, running=memo.context.rounds.running(uid))
         return
-    await _run(memo, namespace, name, uid, raw, listed=event.get("type") is None)
+    await _run(memo, namespace, name, uid, raw, listed=listed)
 
 
 def _output_needs_reconcile(

@@ -139,6 +139,7 @@ async def round_failed(ctx: Context, body: Mapping[str, Any]) -> float:
     uid, namespace, name = meta["uid"], meta["namespace"], meta["name"]
     attempt = ctx.rounds.attempt(uid, body)
     count = ctx.rounds.ended(uid, failed=True, attempt=attempt)
+    ctx.rounds.raised(uid, body)  # the echo of the write below must not run a round at once
     ctx.bodies.forget(uid)
     now = ctx.clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:

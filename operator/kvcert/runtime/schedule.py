@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from kvcert.api.lifecycle import RENEW_ANNOTATION, RETRY_ANNOTATION
 from kvcert.runtime.clock import Clock
 
 log = logging.getLogger("kvcert.schedule")
@@ -179,12 +180,18 @@ class Rounds:
     - `attempt(uid, body)`: failed rounds in a row: the count kept in memory, else the one the
       Certificate's status records (status.failedAttempts), so a restart keeps backing off.
     - `ended(uid, failed=...)`: count a failed round, forget the count after one that did not.
+    - `raised(uid, body)` / `backing_off(uid, body)`: a round that raised wrote no
+      observedGeneration, so the echo of its own failedAttempts write would look like a spec
+      change and run a round at once, bypassing the backoff (a storm of rounds, issue #18 §5's
+      review). Its trigger (`trigger`) is remembered; an event with the same trigger waits for
+      the scheduled retry. Any new spec, deletion or request annotation runs as usual.
     """
 
     def __init__(self) -> None:
         self.locks: dict[str, asyncio.Lock] = {}
         self.users: dict[str, int] = {}
         self.attempts: dict[str, int] = {}
+        self.raised_on: dict[str, tuple[object, ...]] = {}
 
     def __contains__(self, uid: object) -> bool:
         return uid in self.locks
@@ -221,9 +228,32 @@ class Rounds:
             self.attempts[uid] = attempt + 1
             return attempt + 1
         self.attempts.pop(uid, None)  # nothing kept for a Certificate that did not fail
+        self.raised_on.pop(uid, None)
         return 0
+
+    def raised(self, uid: str, body: Mapping[str, Any]) -> None:
+        """The round for `body` raised: its retry is scheduled with backoff."""
+        self.raised_on[uid] = trigger(body)
+
+    def backing_off(self, uid: str, body: Mapping[str, Any]) -> bool:
+        """Whether `body` asks for nothing the round that raised did not already try."""
+        return self.raised_on.get(uid) == trigger(body)
 
     def forget(self, uid: str) -> None:
         self.locks.pop(uid, None)
         self.users.pop(uid, None)
         self.attempts.pop(uid, None)
+        self.raised_on.pop(uid, None)
+
+
+def trigger(body: Mapping[str, Any]) -> tuple[object, ...]:
+    """What in a Certificate's body asks for a round: its generation, its deletion, and its
+    request annotations (kvcert.io/renew, kvcert.io/retry: see handlers._request_pending)."""
+    meta = body.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    return (
+        meta.get("generation"),
+        bool(meta.get("deletionTimestamp")),
+        annotations.get(RENEW_ANNOTATION),
+        annotations.get(RETRY_ANNOTATION),
+    )

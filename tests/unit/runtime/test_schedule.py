@@ -157,3 +157,31 @@ def test_a_failed_round_counts_and_a_good_one_forgets() -> None:
     assert rounds.attempt("u", {}) == 3
     assert rounds.ended("u", failed=False, attempt=3) == 0
     assert "u" not in rounds.attempts
+
+
+def _cert(generation: int = 1, **annotations: str) -> dict[str, object]:
+    return {"metadata": {"generation": generation, "annotations": annotations}, "status": {}}
+
+
+@pytest.mark.parametrize(
+    ("event", "waits"),
+    [
+        (_cert(), True),  # the echo of the failed round's own failedAttempts write
+        (_cert(2), False),  # a new spec
+        (_cert(**{"kvcert.io/retry": "now"}), False),  # a request annotation
+        (
+            {"metadata": {"generation": 1, "deletionTimestamp": "2026-11-30T00:00:00Z"}},
+            False,
+        ),  # a deletion
+    ],
+)
+def test_after_a_round_raised_only_its_own_echo_waits_for_the_backoff(
+    event: dict[str, object], waits: bool
+) -> None:
+    """A round that raised writes failedAttempts but no observedGeneration: its echo must not
+    run a round at once (1,763 rounds in 21 s were seen before), anything new must."""
+    rounds = Rounds()
+    rounds.raised("u", _cert())
+    assert rounds.backing_off("u", event) is waits
+    rounds.ended("u", failed=False, attempt=1)
+    assert not rounds.backing_off("u", _cert())
