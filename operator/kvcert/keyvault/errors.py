@@ -25,26 +25,47 @@
         ├── KeyVaultConnectionError
         └── KeyVaultTLSError          certificate verification or handshake failure
 
-The service's messages can echo request material, so every message is scrubbed (PEM blocks,
-bearer tokens, JWTs, long base64 runs, password fields) and truncated before it is stored on an
-exception: exception text ends up in status conditions, events and logs.
+The service's messages can echo request material, so every text is scrubbed before it is stored
+on an exception (exception text ends up in status conditions, events and logs): PEM blocks (also
+cut short, or URL- or JSON-escaped), bearer and PoP credentials, JWTs, long base64 or hex runs,
+password and token fields, the exact secrets the caller sent (`known`), control and bidi
+characters; then it is truncated. A KeyVaultHTTPError's message is cut at MAX_MESSAGE_CHARS and
+its code, inner code and request id at MAX_CODE_CHARS; any KeyVaultError's whole text at
+MAX_TEXT_CHARS.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 MAX_MESSAGE_CHARS = 300
+MAX_CODE_CHARS = 64
+MAX_TEXT_CHARS = 600
+MAX_SCANNED_CHARS = 16_384
+"""Only the head of a longer text is scrubbed (the rest would be truncated anyway): it bounds
+the regular expressions' work on a large echoed body."""
+MIN_KNOWN_CHARS = 4
+"""A known secret shorter than this is not searched for (it would redact ordinary words)."""
 
-_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(?:-----END [A-Z0-9 ]+-----|\Z)", re.DOTALL)
-_BEARER = re.compile(r"(?i)\b(bearer|pop)\s+[A-Za-z0-9\-._~+/]+=*")
+_PEM_LABEL = r"(?: |%20|\+)[A-Z0-9 %+]*?-----"
+_PEM = re.compile(rf"-----BEGIN{_PEM_LABEL}.*?(?:-----END{_PEM_LABEL}|\Z)", re.DOTALL)
+_PEM_END = re.compile(rf"-----END{_PEM_LABEL}")
+_PEM_MARKER = re.compile(rf"-----(?:BEGIN|END){_PEM_LABEL}")
+_PEM_LINE = re.compile(r"[A-Za-z0-9+/=]{1,80}")
+_LINE_BREAK = re.compile(r"\\r\\n|\\n|\r?\n")
+_BEARER = re.compile(
+    r"(?i)\b(bearer|pop)\s+(?![A-Za-z_-]+=\")[A-Za-z0-9\-._~+/]{5,}[A-Za-z0-9\-_~+/]=*"
+)
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.?[A-Za-z0-9_-]*")
 _SECRET_FIELD = re.compile(
-    r"(?i)(\"?(?:pwd|password|client_secret|access_token|refresh_token|secret|token)\"?"
-    r"\s*[:=]\s*)(\"[^\"]*\"|[^\s,;&]+)"
+    r"(?i)((?:\\?[\"'])?(?:pwd|passwd|password|passphrase|client[_-]?secret|secret"
+    r"|(?:access|refresh|id)[_-]?token|token|api[_-]?key|authorization|sig)(?:\\?[\"'])?"
+    r"\s*[:=]\s*)"
+    r"(\\?\"(?:[^\"\\]|\\(?!\"))*\\?\"|'[^']*'|[^\s,;&}\]]+)"
 )
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u200b-\u200f\u2028-\u202e\u2066-\u2069]+")
 
 
 def _looks_like_base64(run: str) -> bool:
@@ -55,13 +76,49 @@ def _looks_like_base64(run: str) -> bool:
     return max(len(segment) for segment in run.split("/")) >= 40
 
 
-def scrub(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """Make service text safe to show: redact secrets first, then truncate, so a cut can
-    never expose half a redaction target."""
+def _headless_pem(text: str) -> str:
+    """A PEM block cut before its BEGIN line (the echo kept only its end): its END marker and
+    the base64 lines before it go. Line by line, so linear in the text's length."""
+    if "-----END" not in text:
+        return text
+    kept: list[str] = []
+    for line in _LINE_BREAK.split(text):
+        end = _PEM_END.search(line)
+        if end is None:
+            kept.append(line)
+            continue
+        while kept and _PEM_LINE.fullmatch(kept[-1].strip()):
+            kept.pop()
+        before = line[: end.start()]
+        before = "" if _PEM_LINE.fullmatch(before.strip()) else before
+        kept.append(f"{before}[PEM redacted]{line[end.end() :]}")
+    return "\n".join(kept)
+
+
+def redact(text: str, known: Iterable[str] = (), *, fields: bool = True) -> str:
+    """Replace what looks like a secret, keeping the text otherwise (no truncation, newlines
+    kept): the `known` secrets, PEM blocks (whole, cut short, or only their END), bearer and PoP
+    credentials, JWTs and, with `fields`, the values of password, secret and token fields (too
+    eager for the operator's own sentences, "needs a password: Secret x", so logs and events
+    go without). `scrub` does more, for service text."""
+    for secret in known:
+        if len(secret) >= MIN_KNOWN_CHARS:
+            text = text.replace(secret, "[redacted]")
     text = _PEM.sub("[PEM redacted]", text)
+    text = _headless_pem(text)
+    text = _PEM_MARKER.sub("[PEM redacted]", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} [redacted]", text)
     text = _JWT.sub("[token redacted]", text)
-    text = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}[redacted]", text)
+    if fields:
+        text = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}[redacted]", text)
+    return text
+
+
+def scrub(text: str, limit: int = MAX_MESSAGE_CHARS, known: Iterable[str] = ()) -> str:
+    """Make service text safe to show (`redact`, then long base64 and hex runs and control
+    characters), then truncate to `limit` characters: redacting first means a cut can never
+    expose half a redaction target. Only the first MAX_SCANNED_CHARS are looked at."""
+    text = redact(text[:MAX_SCANNED_CHARS], known)
     text = _BASE64_RUN.sub(
         lambda m: "[base64 redacted]" if _looks_like_base64(m.group(0)) else m.group(0), text
     )
@@ -72,7 +129,11 @@ def scrub(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 
 class KeyVaultError(Exception):
-    """Root of every error the Key Vault client raises."""
+    """Root of every error the Key Vault client raises. Its text arguments are scrubbed (to
+    MAX_TEXT_CHARS) whoever raises it: whatever a subclass or a caller puts in, no secret."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(scrub(a, MAX_TEXT_CHARS) if isinstance(a, str) else a for a in args))
 
 
 class InsecureVaultURL(KeyVaultError, ValueError):
@@ -90,7 +151,10 @@ class UnexpectedResponse(KeyVaultError):
 
 
 class KeyVaultHTTPError(KeyVaultError):
-    """The vault answered with an error. `message` is already scrubbed and truncated."""
+    """The vault answered with an error. `message` is scrubbed and truncated (MAX_MESSAGE_CHARS),
+    `code`, `inner_code` and `request_id` too (MAX_CODE_CHARS): all come from the answer.
+    `known` are the secrets the request carried (its bearer token, an import's password), which
+    are redacted wherever the answer quotes them; they are not kept."""
 
     def __init__(
         self,
@@ -101,13 +165,15 @@ class KeyVaultHTTPError(KeyVaultError):
         request_id: str | None = None,
         retry_after: float | None = None,
         inner_code: str | None = None,
+        known: Iterable[str] = (),
     ) -> None:
+        known = tuple(known)
         self.status = status
-        self.code = code
-        self.message = scrub(message)
-        self.request_id = request_id
+        self.code = scrub(code, MAX_CODE_CHARS, known)
+        self.message = scrub(message, MAX_MESSAGE_CHARS, known)
+        self.request_id = None if request_id is None else scrub(request_id, MAX_CODE_CHARS, known)
         self.retry_after = retry_after
-        self.inner_code = inner_code
+        self.inner_code = None if inner_code is None else scrub(inner_code, MAX_CODE_CHARS, known)
         super().__init__(self._text())
 
     def _text(self) -> str:

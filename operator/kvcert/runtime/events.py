@@ -1,4 +1,8 @@
-"""Kubernetes Events on Certificates: the same reason strings as the conditions."""
+"""Kubernetes Events on Certificates: the same reason strings as the conditions.
+
+Messages are built from scrubbed parts (kvcert.keyvault.errors); as a last line of defence
+they are made `logs.safe` (no PEM block, bearer or PoP credential, or JWT) and cut at
+MESSAGE_LIMIT characters before they are posted and logged."""
 
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ class EventRecorder:
         """Post the Event, and log it: the operator's one log line per transition (INFO for
         Normal, WARNING for Warning), with the request id given or recorded in status."""
         meta = body.get("metadata", {})
+        message = logs.safe(message)[:MESSAGE_LIMIT]
         namespace = meta.get("namespace") or "default"
         request_id = request_id or ((body.get("status") or {}).get("operation") or {}).get(
             "requestId"
@@ -73,7 +78,7 @@ class EventRecorder:
                 "resourceVersion": meta.get("resourceVersion"),
             },
             "reason": reason,
-            "message": message[:MESSAGE_LIMIT],
+            "message": message,
             "type": event_type,
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,

@@ -8,12 +8,18 @@ the `kopf.objects` logger) become DEBUG lines, shown only with `--log-level debu
 JSON lines carry `time` (RFC 3339, UTC, milliseconds), `level`, `logger` and `message`, plus
 `namespace`, `name`, `reason` and `requestId` when the record knows them: from `extra=` (see
 `fields`) or from the `k8s_ref` kopf attaches to its per-object records.
+
+Both formats redact, as a last line of defence, what must never be in a log whoever logged it
+(kvcert, kopf or a library, in a message or a traceback): PEM blocks, bearer and PoP
+credentials and JWTs (kvcert.keyvault.errors.redact, without its field rule). Lines without a
+hint of one (`-----`, `eyJ`, bearer, PoP) cost one regular-expression search.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -43,6 +49,20 @@ _EXTRA_KEYS = {
 }
 
 
+_HINT = re.compile(r"-----|eyJ|(?i:bearer|\bpop\b)")
+
+
+def safe(text: str) -> str:
+    """`text` with PEM blocks, bearer and PoP credentials and JWTs redacted."""
+    if not _HINT.search(text):
+        return text
+    # Imported here: every `kvcert` command imports this module (the CLI registers the
+    # operator's options), and the Key Vault client package costs a second to import.
+    from kvcert.keyvault.errors import redact  # noqa: PLC0415
+
+    return redact(text, fields=False)
+
+
 def fields(
     namespace: str | None = None,
     name: str | None = None,
@@ -59,8 +79,16 @@ def fields(
     return {key: value for key, value in given.items() if value}
 
 
+class TextFormatter(logging.Formatter):
+    """logging's own format (TEXT_FORMAT), the whole text, traceback included, made `safe`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return safe(super().format(record))
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record, on one line (newlines in messages are escaped)."""
+    """One JSON object per record, on one line (newlines in messages are escaped); message,
+    exception and stack made `safe`."""
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC)
@@ -68,7 +96,7 @@ class JsonFormatter(logging.Formatter):
             "time": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": safe(record.getMessage()),
         }
         ref = getattr(record, "k8s_ref", None)
         if isinstance(ref, Mapping):
@@ -80,9 +108,9 @@ class JsonFormatter(logging.Formatter):
             if value:
                 line[key] = str(value)
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = safe(self.formatException(record.exc_info))
         if record.stack_info:
-            line["stack"] = self.formatStack(record.stack_info)
+            line["stack"] = safe(self.formatStack(record.stack_info))
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
@@ -102,7 +130,7 @@ def configure(level: str, log_format: LogFormat = "text") -> None:
     """Set up the root logger once, before kopf starts; `level` is debug/info/warning/error."""
     numeric = getattr(logging, level.upper())
     handler = logging.StreamHandler(sys.stderr)
-    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    formatter = JsonFormatter() if log_format == "json" else TextFormatter(TEXT_FORMAT)
     handler.setFormatter(formatter)
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
     for noisy in NOISY:

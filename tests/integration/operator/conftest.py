@@ -4,8 +4,9 @@ profile, the CRDs from crds/, and the operator running as a subprocess."""
 from __future__ import annotations
 
 import base64
+import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 from kubernetes import client
@@ -16,6 +17,24 @@ from tests.support.operator_process import OperatorProcess
 from tests.support.vault import LocalVault
 
 PROFILES = ("documented", "service")
+VAULT_TOKENS: list[str] = []
+"""The token of every vault this session started: the session operator's log never holds one."""
+PRIVATE_KEY_BLOCK = re.compile(r"-----(?:BEGIN|END) [A-Z0-9 ]*PRIVATE KEY-----")
+
+
+def log_leaks(text: str, tokens: Iterable[str]) -> list[str]:
+    """Where a log shows a private key PEM marker or one of `tokens`: one entry per leak,
+    "line N: what" (N from 1), never the secret itself, so the report does not leak it too."""
+    tokens = [token for token in tokens if token]
+    if not PRIVATE_KEY_BLOCK.search(text) and not any(token in text for token in tokens):
+        return []  # the common case: one pass over the text per needle, no line split
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if PRIVATE_KEY_BLOCK.search(line):
+            found.append(f"line {number}: a PRIVATE KEY block")
+        if any(token in line for token in tokens):
+            found.append(f"line {number}: a vault's token")
+    return found
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,6 +77,7 @@ def crds(api_client: client.ApiClient) -> None:
 def vault(request: pytest.FixtureRequest) -> Iterator[LocalVault]:
     """One local vault per profile; simulated-CA outcomes are driven by the management API."""
     local = LocalVault.start(profile=request.param, ca_delay=600.0)
+    VAULT_TOKENS.append(local.token)
     try:
         yield local
     finally:
@@ -80,6 +100,10 @@ def operator(cluster: Cluster, crds: None, metrics_url: str) -> Iterator[Operato
         if not process.alive():
             pytest.fail(f"the operator died:\n{process.log()}")
         full = process.log(tail=50_000_000)
+        leaks = log_leaks(full, VAULT_TOKENS)
+        if leaks:
+            shown = "\n".join(leaks[:20])
+            pytest.fail(f"the operator's log shows secrets ({len(leaks)} times):\n{shown}")
         lines = full.splitlines()
         failed = [i for i, line in enumerate(lines) if "reconcile failed" in line]
         if failed or "reconcile did not settle" in full:
