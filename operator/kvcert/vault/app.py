@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Router
+from starlette.routing import Match, Route, Router
 
 from kvcert.vault.auth import ChallengeAuth
 from kvcert.vault.directory import Directory
@@ -48,14 +48,26 @@ async def _vault_error(_request: Request, exc: Exception) -> Response:
     return json(exc.body(), exc.status, headers)
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "BadParameter")
     message = {
         404: "The requested resource does not exist.",
         405: "The HTTP method is not allowed on this resource.",
     }.get(exc.status_code, "Bad request.")
-    return json({"error": {"code": code, "message": message}}, exc.status_code)
+    headers = {"Allow": _allowed_methods(request)} if exc.status_code == 405 else None
+    return json({"error": {"code": code, "message": message}}, exc.status_code, headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """A 405's `Allow`: every method some route serves at this path, e.g. "DELETE, GET, HEAD,
+    PUT" (RFC 9110 §15.5.6: the server MUST send it). Starlette's own lists only the first
+    route that matched the path, and the vault has one route per method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected(_request: Request, exc: Exception) -> Response:
