@@ -16,6 +16,10 @@ from pydantic.config import JsonDict
 
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 """A Kubernetes object name (RFC 1123 subdomain), e.g. a Secret's."""
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+"""A namespace's name (RFC 1123 label, at most 63 characters)."""
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - a pattern, not a password
+"""A key of a Secret's data (Kubernetes' IsConfigMapKey: letters, digits, `-`, `_`, `.`)."""
 
 
 def cel(rule: str, message: str) -> JsonDict:

@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from kvcert.api.base import (
     DNS_SUBDOMAIN_PATTERN,
+    SECRET_KEY_PATTERN,
     InvalidResource,
     KvModel,
     ObjectMeta,
@@ -26,8 +27,14 @@ from kvcert.api.base import (
 from kvcert.api.lifecycle import (
     DURATION_PATTERN,
     MAX_USER_TAGS,
+    MIN_REFRESH,
+    REFRESH_MESSAGE,
+    REFRESH_RULE,
     RENEW_BEFORE_EXCLUSIVE_MESSAGE,
     RENEW_BEFORE_EXCLUSIVE_RULE,
+    TAG_NAME_MAX_LENGTH,
+    TAG_NAMES_MESSAGE,
+    TAG_NAMES_RULE,
     TAGS_MESSAGE,
     TAGS_RULE,
     parse_duration,
@@ -114,7 +121,7 @@ class OnSoftDeleted(enum.StrEnum):
 class VaultRef(KvModel):
     """Which KeyVault (same namespace) or ClusterKeyVault holds the certificate."""
 
-    name: str = Field(min_length=1, max_length=253)
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
     kind: VaultKind = VaultKind.KEY_VAULT
 
 
@@ -127,7 +134,13 @@ class SourceSecret(KvModel):
 class ImportSource(SourceSecret):
     """PFX (`tls.pfx` / `certificate.pfx`) or PEM (`tls.crt` + `tls.key`) to import."""
 
-    password_key: str | None = Field(default=None, description="key of the PFX password")
+    password_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY_PATTERN,
+        description="key of the PFX password",
+    )
 
 
 class CertificateSpec(KvModel):
@@ -185,13 +198,20 @@ class CertificateSpec(KvModel):
     refresh_interval: str | None = Field(
         default=None,
         pattern=DURATION_PATTERN,
-        description="also look for versions made outside kvcert this often (default: never)",
+        description="also look for versions made outside kvcert this often, at least 1m"
+        " (default: never)",
+        json_schema_extra={"x-kubernetes-validations": [cel(REFRESH_RULE, REFRESH_MESSAGE)]},
     )
     tags: dict[str, Annotated[str, Field(max_length=256)]] | None = Field(
         default=None,
         max_length=MAX_USER_TAGS,
         description="Key Vault tags of the certificate (kvcert's own four are kept)",
-        json_schema_extra={"x-kubernetes-validations": [cel(TAGS_RULE, TAGS_MESSAGE)]},
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(TAGS_RULE, TAGS_MESSAGE),
+                cel(TAG_NAMES_RULE, TAG_NAMES_MESSAGE),
+            ]
+        },
     )
 
     @model_validator(mode="after")
@@ -208,6 +228,11 @@ class CertificateSpec(KvModel):
         for key in self.tags or {}:
             if key in ("managed-by", "kvcert-uid", "kvcert-owner", "kvcert-intent"):
                 raise ValueError(TAGS_MESSAGE)
+            if not 1 <= len(key) <= TAG_NAME_MAX_LENGTH:
+                raise ValueError(TAG_NAMES_MESSAGE)
+        refresh = self.refresh_delta()
+        if refresh is not None and refresh < MIN_REFRESH:
+            raise ValueError(REFRESH_MESSAGE)
         return self
 
     def renew_before_delta(self) -> timedelta | None:

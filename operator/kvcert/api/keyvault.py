@@ -12,10 +12,32 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from kvcert.api.base import InvalidResource, KvModel, ObjectMeta, camel, section
+from kvcert.api.base import (
+    DNS_LABEL_PATTERN,
+    DNS_SUBDOMAIN_PATTERN,
+    SECRET_KEY_PATTERN,
+    InvalidResource,
+    KvModel,
+    ObjectMeta,
+    camel,
+    cel,
+    section,
+)
 from kvcert.api.status import LIST_MAP_BY_TYPE, Condition
 
 AUTH_METHODS = ("workload_identity", "managed_identity", "client_secret", "token")
+VAULT_URL_PATTERN = r"^https://[^\s/?#]+/?$"
+"""`https://host[:port]`, nothing after it: the Key Vault client refuses a path, query or fragment
+(keyvault.session.check_vault_url), and a KeyVault that cannot be used is better refused at
+apply than reported later."""
+PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
+CA_BUNDLE_MAX_LENGTH = 512 * 1024
+"""Mozilla's whole root store is about 220 KB of PEM; a private root is a few KB."""
+CA_BUNDLE_RULE = f"self == '' || self.contains('{PEM_CERTIFICATE}')"
+CA_BUNDLE_MESSAGE = (
+    "caBundle must be PEM: one or more -----BEGIN CERTIFICATE----- blocks (or empty: the"
+    " system's roots)"
+)
 
 AUTH_EXACTLY_ONE_RULE = (
     "(has(self.workloadIdentity) ? 1 : 0) + (has(self.managedIdentity) ? 1 : 0)"
@@ -27,9 +49,11 @@ class SecretKeyRef(KvModel):
     """A key of a Secret: in the KeyVault's namespace, or for a ClusterKeyVault in `namespace`
     (default: the operator's own), since a cluster-scoped object has no namespace to imply."""
 
-    name: str = Field(min_length=1, max_length=253)
-    key: str = Field(min_length=1, max_length=253)
-    namespace: str | None = Field(default=None, max_length=63, description="ClusterKeyVault only")
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)
+    namespace: str | None = Field(
+        default=None, max_length=63, pattern=DNS_LABEL_PATTERN, description="ClusterKeyVault only"
+    )
 
 
 class WorkloadIdentity(KvModel):
@@ -102,13 +126,22 @@ class KeyVaultSpec(KvModel):
     """Where the vault is and how to reach it."""
 
     url: str = Field(
-        pattern=r"^https://[^\s/]+(/.*)?$",
-        description="The vault's base URL, https only (the Azure SDK refuses http).",
+        pattern=VAULT_URL_PATTERN,
+        description="The vault's base URL, https://host[:port] only (the Azure SDK refuses http).",
     )
     auth: VaultAuth
     ca_bundle: str | None = Field(
-        default=None, description="PEM of a private TLS root, e.g. the local vault's ca.crt."
+        default=None,
+        max_length=CA_BUNDLE_MAX_LENGTH,
+        description="PEM of a private TLS root, e.g. the local vault's ca.crt.",
+        json_schema_extra={"x-kubernetes-validations": [cel(CA_BUNDLE_RULE, CA_BUNDLE_MESSAGE)]},
     )
+
+    @model_validator(mode="after")
+    def _pem(self) -> KeyVaultSpec:
+        if self.ca_bundle and PEM_CERTIFICATE not in self.ca_bundle:
+            raise ValueError(CA_BUNDLE_MESSAGE)
+        return self
 
 
 class KeyVaultStatus(KvModel):

@@ -32,6 +32,16 @@ TAGS_RULE: Final = (
 TAGS_MESSAGE: Final = (
     "tags may not set managed-by, kvcert-uid, kvcert-owner or kvcert-intent (kvcert's own)"
 )
+TAG_NAME_MAX_LENGTH: Final = 512
+"""Azure's tag limits (Azure Resource Manager, tag-resources#limitations: a name of at most 512
+characters, a value of at most 256), applied to Key Vault's tags."""
+TAG_NAMES_RULE: Final = f"self.all(k, size(k) >= 1 && size(k) <= {TAG_NAME_MAX_LENGTH})"
+TAG_NAMES_MESSAGE: Final = f"tag names must be 1 to {TAG_NAME_MAX_LENGTH} characters long"
+MIN_REFRESH: Final = timedelta(minutes=1)
+"""The shortest refreshInterval: each look is a Key Vault read and may be a status write, and
+`0s` made a look every second for ever."""
+REFRESH_RULE: Final = "duration(self) >= duration('1m')"
+REFRESH_MESSAGE: Final = "refreshInterval must be at least 1m"
 RENEW_BEFORE_EXCLUSIVE_RULE: Final = "!(has(self.renewBefore) && has(self.renewBeforePercentage))"
 RENEW_BEFORE_EXCLUSIVE_MESSAGE: Final = (
     "renewBefore and renewBeforePercentage are mutually exclusive"

@@ -18,7 +18,20 @@ from kvcert.api.base import KvModel, cel
 # A dotted OID that can be encoded: first arc 0-2, second arc 0-39 under 0 and 1, no leading zeros.
 OID_PATTERN = r"^([01]\.([0-9]|[1-3][0-9])|2\.(0|[1-9][0-9]*))(\.(0|[1-9][0-9]*))*$"
 ISSUER_NAME_PATTERN = r"^[0-9a-zA-Z-]{1,127}$"
-DNS_NAME_PATTERN = r"^[A-Za-z0-9*]([A-Za-z0-9.*-]{0,251}[A-Za-z0-9])?$"
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# A host name of LDH labels of 1-63 characters, no empty label (`a..b`), optionally a leading
+# `*.` wildcard: what a CA signs in a dNSName (RFC 5280 4.2.1.6, CA/B Baseline Requirements).
+DNS_NAME_PATTERN = rf"^(\*\.)?({_LABEL}\.)*{_LABEL}$"
+# An RFC 5321 mailbox in ASCII (dot-atom local part, a host name): what an rfc822Name holds.
+EMAIL_PATTERN = rf"^[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~.-]+@({_LABEL}\.)*{_LABEL}$"
+EMAIL_MAX_LENGTH = 254  # RFC 5321 4.5.3.1.3: a path is at most 256 octets with its brackets
+# A user principal name: `user@suffix`, no spaces (UTF-8 allowed: it is a UTF8String).
+UPN_PATTERN = r"^[^@\s]+@[^@\s]+$"
+UPN_MAX_LENGTH = 256  # a bound, as for e-mail addresses: no megabyte of name reaches Key Vault
+MAX_NAMES = 250
+"""At most this many dnsNames, emails and upns each: a create stays far below a request size
+limit (250 x 253 bytes is 63 KB), where a megabyte of names was refused by the vault (413) and
+retried with backoff for ever."""
 # Subjects as Key Vault writes them (X.500 names, not strict RFC 4514): `CN=a, O="B, Inc."`;
 # `,` or `;` between RDNs, `+` inside one, Windows' keywords (S and ST, E) or a dotted OID, values
 # plain (backslash escapes), quoted (`""` is a quote) or `#` hex. The local vault parses the same.
@@ -104,7 +117,9 @@ class Issuer(KvModel):
     """The Key Vault issuer: `Self`, `Unknown`, or the name of an issuer configured in the vault."""
 
     name: str = Field(min_length=1, max_length=127, pattern=ISSUER_NAME_PATTERN)
-    certificate_type: str | None = Field(default=None, description="e.g. OV-SSL, EV-SSL")
+    certificate_type: str | None = Field(
+        default=None, min_length=1, max_length=64, description="e.g. OV-SSL, EV-SSL"
+    )
     certificate_transparency: bool | None = None
 
     @property
@@ -214,9 +229,15 @@ class Policy(KvModel):
             ]
         },
     )
-    dns_names: list[Annotated[str, Field(max_length=253, pattern=DNS_NAME_PATTERN)]] | None = None
-    emails: list[str] | None = None
-    upns: list[str] | None = None
+    dns_names: list[Annotated[str, Field(max_length=253, pattern=DNS_NAME_PATTERN)]] | None = Field(
+        default=None, max_length=MAX_NAMES
+    )
+    emails: (
+        list[Annotated[str, Field(max_length=EMAIL_MAX_LENGTH, pattern=EMAIL_PATTERN)]] | None
+    ) = Field(default=None, max_length=MAX_NAMES, description="e-mail addresses (ASCII)")
+    upns: list[Annotated[str, Field(max_length=UPN_MAX_LENGTH, pattern=UPN_PATTERN)]] | None = (
+        Field(default=None, max_length=MAX_NAMES, description="user principal names, user@suffix")
+    )
     validity_months: int | None = Field(default=None, ge=1, le=MAX_VALIDITY_MONTHS)
     key: Key = Field(default_factory=Key)
     content_type: ContentType = ContentType.PKCS12

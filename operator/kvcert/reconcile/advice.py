@@ -64,6 +64,8 @@ def advice(inp: Input, failed: Failed) -> str:
         return f"{inp.certificate_name} is being deleted in Key Vault; {retry}"
     if error.status == 429:
         return "Key Vault is throttling requests; retrying when it allows"
+    if error.status == 413:
+        return f"the request is larger than Key Vault accepts: shrink the spec or Secret; {retry}"
     return retry
 
 

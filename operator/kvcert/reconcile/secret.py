@@ -42,7 +42,8 @@ def conflict(spec: CertificateSpec) -> Verdict:
     """Someone else's Secret has the output name: report, never overwrite."""
     return Verdict(
         Reason.SECRET_CONFLICT,
-        f"Secret {spec.secret_name} exists and is not managed by kvcert; rename or delete it",
+        f"Secret {spec.secret_name} exists and is not this Certificate's (another tool's, or"
+        " another Certificate's): rename spec.secretName or delete the Secret",
         stalled=True,
     )
 

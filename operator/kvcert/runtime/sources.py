@@ -167,7 +167,10 @@ def import_content(secret: client.V1Secret, password_key: str | None) -> ImportC
     if password_key is not None:
         if password_key not in data:
             raise SourceError(f"importFrom Secret has no key {password_key}")
-        password = data[password_key].decode("utf-8").strip()
+        try:
+            password = data[password_key].decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise SourceError(f"importFrom Secret: key {password_key} is not UTF-8 text") from None
     for key in PFX_KEYS:
         if key in data:
             return ImportContent("pfx", data[key], password, fingerprint(data[key]))

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -146,7 +148,14 @@ class VaultClients:
         self, spec: KeyVaultSpec, secrets_namespace: str, *, cluster: bool
     ) -> KeyVaultClient:
         credential, verify_resource = await self._credential(spec, secrets_namespace, cluster)
-        ssl_context = await asyncio.to_thread(make_ssl_context, spec.ca_bundle)
+        try:
+            ssl_context = await asyncio.to_thread(make_ssl_context, spec.ca_bundle)
+        except (ssl.SSLError, ValueError):
+            # OpenSSL's reason names no content; the bundle is public, but say only what it is.
+            raise VaultUnavailable(
+                "spec.caBundle holds no readable PEM certificate: give the PEM of the CA that"
+                " signed the vault's TLS certificate"
+            ) from None
         try:
             return KeyVaultClient(
                 spec.url,
@@ -199,10 +208,23 @@ class VaultClients:
         return lambda ref: (ref.namespace or default) if cluster else default
 
     async def _secret_value(self, namespace: str, ref: SecretKeyRef) -> str:
+        """The credential in `ref`, stripped of surrounding white space; VaultUnavailable when
+        the Secret or its key is missing, empty, or not one line of printable ASCII (what an
+        Authorization header or a client secret can carry). Messages name the Secret and the
+        key, never the value."""
         secret = await self._kube.get_secret(namespace, ref.name)
+        where = f"credential Secret {namespace}/{ref.name}"
         if secret is None:
-            raise VaultUnavailable(f"credential Secret {namespace}/{ref.name} does not exist")
+            raise VaultUnavailable(f"{where} does not exist")
         encoded = (secret.data or {}).get(ref.key)
-        if not encoded:
-            raise VaultUnavailable(f"credential Secret {namespace}/{ref.name} has no key {ref.key}")
-        return base64.b64decode(encoded).decode("utf-8").strip()
+        if encoded is None:
+            raise VaultUnavailable(f"{where} has no key {ref.key}")
+        try:
+            value = base64.b64decode(encoded).decode("ascii").strip()
+        except (binascii.Error, UnicodeDecodeError):
+            value = "\n"  # reported below as not printable
+        if not value:
+            raise VaultUnavailable(f"{where}: key {ref.key} is empty")
+        if not value.isprintable():
+            raise VaultUnavailable(f"{where}: key {ref.key} is not one line of printable ASCII")
+        return value
