@@ -46,6 +46,8 @@ class SourceFacts:
     watched: bool = False
     """Labelled `kvcert.io/source: "true"`: the operator watches it (kvcert.runtime.sourcewatch)
     and reconciles its readers on every change, so no timed re-check is needed."""
+    problem: str | None = None
+    """importFrom only: why the Secret holds nothing usable (names keys, never values)."""
     leaf_x5t: str | None = None
     """mergeFrom only: x5t (base64url, no padding, of the SHA-1 of the DER) of the chain's leaf
     in kvcert.chain's order; None when tls.crt holds no readable chain."""

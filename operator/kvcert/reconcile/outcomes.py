@@ -309,7 +309,7 @@ def _failure(action: Action, error: CallError) -> Outcome | None:
                 return SoftDeleted(kind, error)
             if status == 409:
                 return Conflict(kind, error)
-            if status in (400, 404, 422):
+            if status in (400, 404, 413, 422):  # 413: too large, never accepted as it is
                 return Rejected(kind, error)
         case ReadOperation() if status == 404:
             return OperationRead(NOT_FOUND)

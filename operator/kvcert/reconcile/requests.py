@@ -134,6 +134,23 @@ def create(
         message = "spec.cancel is true: no new request is made until it is false"
         verdict = Verdict(Reason.OPERATION_CANCELLED, message, stalled=True)
         return conclude(inp, verdict, current, rung="cancel asked, nothing to create")
+    if current.intent is None and inp.status.certificate is None:
+        # A first create: a certificate of that name must be this Certificate's (or none), else
+        # the create would add a version to what kvcert does not manage (DESIGN §5; issue #18
+        # §4: a certificateName that is another Certificate's). One read, 404 for a new name.
+        if inp.certificate is None:
+            return step("first create: whose is the name", ReadCertificate(inp.certificate_name))
+        if isinstance(inp.certificate, ObservedCertificate) and not operation.is_ours(
+            inp.certificate, inp.meta
+        ):
+            owner = inp.certificate.tags.get(operation.OWNER_TAG)
+            whose = f"Certificate {owner}'s" if owner else "not managed by kvcert"
+            message = (
+                f"Key Vault certificate {inp.certificate_name} exists and is {whose}: nothing is"
+                " created; choose another spec.certificateName, or remove it from Key Vault"
+            )
+            verdict = Verdict(Reason.NOT_OWNED, message, stalled=True)
+            return conclude(inp, verdict, current, rung="the name is someone else's")
     action = create_action(inp, spec)
     return intent_step(inp, spec, action, events=events, why=why, trigger=trigger)
 
@@ -230,7 +247,8 @@ def import_source(inp: Input, spec: CertificateSpec, current: OperationView) -> 
         message = (
             f"Secret {source.secret_name} does not exist"
             if not facts.exists
-            else f"Secret {source.secret_name} holds neither a PFX nor a PEM certificate and key"
+            else f"Secret {source.secret_name}: "
+            + (facts.problem or "holds neither a PFX nor a PEM certificate and key")
         )
         verdict = Verdict(reason, message, stalled=facts.exists)
         # A Secret labelled kvcert.io/source is watched: its next change reconciles at once.

@@ -28,7 +28,8 @@ def _spread(delay: float, jitter: float) -> float:
 
 def backoff(attempt: int, jitter: float, retry_after: float | None = None) -> float:
     """Delay before retry number `attempt` (0-based) of a failed call; honours Retry-After."""
-    delay = _spread(min(ERROR_CAP, ERROR_BASE * 2 ** max(attempt, 0)), jitter)
+    # The exponent is capped: failedAttempts lives in status and may pass 1,024 (OverflowError).
+    delay = _spread(min(ERROR_CAP, ERROR_BASE * 2 ** min(max(attempt, 0), 16)), jitter)
     return round(max(delay, retry_after or 0.0), 3)
 
 

@@ -311,8 +311,8 @@ def import_facts(secret: client.V1Secret | None, password_key: str | None) -> So
         return SourceFacts.absent()
     try:
         content = import_content(secret, password_key)
-    except SourceError:
-        return SourceFacts(exists=True, watched=watched(secret))
+    except SourceError as error:  # its texts name keys, never values
+        return SourceFacts(exists=True, watched=watched(secret), problem=str(error))
     return SourceFacts(
         exists=True,
         fingerprint=content.fingerprint,

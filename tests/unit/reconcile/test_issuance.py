@@ -47,15 +47,39 @@ COMPLETED_OP = op("completed", target="https://kv/certificates/web")
 
 
 def _fresh_then_intent() -> Any:
-    first = reconcile(make())
+    first = reconcile(make(certificate=NOT_FOUND))
     record = first.actions[0]
     assert isinstance(record, RecordIntent)
-    return make().with_outcome(StatusWritten(record.patch))
+    return make(certificate=NOT_FOUND).with_outcome(StatusWritten(record.patch))
 
 
 CASES = [
     pytest.param(
         make(),
+        ["ReadCertificate"],
+        None,
+        id="a first create reads whose the name is",
+    ),
+    pytest.param(
+        make(certificate=cert(tags={"managed-by": "kvcert", "kvcert-owner": "team-b/api"})),
+        ["Emit"],
+        ("False", "NotOwned"),
+        id="a name that is another Certificate's is not created into",
+    ),
+    pytest.param(
+        make(certificate=cert(tags={})),
+        ["Emit"],
+        ("False", "NotOwned"),
+        id="a name kvcert does not manage is not created into",
+    ),
+    pytest.param(
+        make(certificate=cert(tags={"managed-by": "kvcert", "kvcert-owner": "team-a/web"})),
+        ["RecordIntent", "CreateCertificate"],
+        ("False", "Issuing"),
+        id="a name this Certificate held before (re-applied) is created into",
+    ),
+    pytest.param(
+        make(certificate=NOT_FOUND),
         ["RecordIntent", "CreateCertificate"],
         ("False", "Issuing"),
         id="records the intent before the first create",
@@ -338,7 +362,7 @@ def test_transition(inp: Any, expected: list[str], ready: tuple[str, str] | None
 
 
 def test_intent_is_recorded_with_generation_and_marker_before_the_create() -> None:
-    decision = reconcile(make(marker="client-marker"))
+    decision = reconcile(make(marker="client-marker", certificate=NOT_FOUND))
     record, create = decision.actions
     assert isinstance(record, RecordIntent)
     assert isinstance(create, CreateCertificate)

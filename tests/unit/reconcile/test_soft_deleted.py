@@ -53,10 +53,10 @@ PFX = SourceFacts(exists=True, fingerprint="pfx-1", format="pfx")
 
 def _intent_recorded(**spec: Any) -> Input:
     """A fresh Certificate right after its intent write (the create is next)."""
-    first = reconcile(make(body(**spec)))
+    first = reconcile(make(body(**spec), certificate=NOT_FOUND))
     record = first.actions[0]
     assert isinstance(record, RecordIntent)
-    return make(body(**spec)).with_outcome(StatusWritten(record.patch))
+    return make(body(**spec), certificate=NOT_FOUND).with_outcome(StatusWritten(record.patch))
 
 
 def _refused(**spec: Any) -> Input:
