@@ -16,6 +16,7 @@ from kvcert.runtime import crashpoints
 DEFAULT_OPERATOR_NAMESPACE = "kvcert-system"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_LEASE_NAME = "kvcert-operator"
+DEFAULT_TOKEN_FILE = "/var/run/secrets/azure/tokens/azure-identity-token"  # noqa: S105 - a path
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class OperatorSettings:
     - `clock_file`: TEST-ONLY. `KVCERT_CLOCK_FILE` names a file holding seconds added to the
       operator's clock (kvcert.runtime.clock), so that integration tests move time instead of
       sleeping. Absent (None) by default; never set it in a deployment.
+    - `federated_token_file`: where workload identity's projected token is
+      (`AZURE_FEDERATED_TOKEN_FILE`, set by the Azure Workload Identity webhook).
     - `crash_at`: TEST-ONLY. `KVCERT_CRASH_AT=<point>[#N]` makes the process exit at that
       point (kvcert.runtime.crashpoints, issue #18 §1). Absent (None) by default; never set it
       in a deployment.
@@ -88,6 +91,7 @@ class OperatorSettings:
     metrics: str | None = None
     leader_election: LeaderElectionSettings | None = None
     crash_at: tuple[str, int] | None = None
+    federated_token_file: str = DEFAULT_TOKEN_FILE
 
     @property
     def clusterwide(self) -> bool:
@@ -148,4 +152,5 @@ class OperatorSettings:
             metrics=metrics,
             leader_election=election,
             crash_at=crash_at,
+            federated_token_file=env.get("AZURE_FEDERATED_TOKEN_FILE") or DEFAULT_TOKEN_FILE,
         )

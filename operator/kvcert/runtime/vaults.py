@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import os
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,8 +32,6 @@ from kvcert.keyvault.session import make_ssl_context
 from kvcert.reconcile.facts import VaultFacts
 from kvcert.runtime.kube import Kube
 from kvcert.runtime.settings import OperatorSettings
-
-DEFAULT_TOKEN_FILE = "/var/run/secrets/azure/tokens/azure-identity-token"  # noqa: S105 - a path
 
 
 class VaultUnavailable(Exception):
@@ -190,7 +187,7 @@ class VaultClients:
                 True,
             )
         if auth.workload_identity is not None:
-            token_file = os.environ.get("AZURE_FEDERATED_TOKEN_FILE", DEFAULT_TOKEN_FILE)
+            token_file = self._settings.federated_token_file
             return (
                 workload_identity(
                     tenant_id=auth.workload_identity.tenant_id,

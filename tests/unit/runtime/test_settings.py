@@ -44,3 +44,11 @@ def test_bad_settings_are_refused_with_a_message(kwargs, environ, message):
 def test_the_create_limit_can_be_lifted_for_benchmarks():
     limit = OperatorSettings.load(environ={"KVCERT_VAULT_CREATES_PER_10S": "1000"})
     assert limit.creates_per_10s == 1000
+
+
+def test_the_workload_identity_token_file_is_read_once_into_settings() -> None:
+    """Issue #18 §6: the environment is read once, at start-up, into the memo's settings."""
+    default = OperatorSettings.load(environ={})
+    assert default.federated_token_file == "/var/run/secrets/azure/tokens/azure-identity-token"
+    given = OperatorSettings.load(environ={"AZURE_FEDERATED_TOKEN_FILE": "/tmp/token"})
+    assert given.federated_token_file == "/tmp/token"
