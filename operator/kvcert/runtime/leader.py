@@ -20,6 +20,22 @@ leaderelection), on a coordination.k8s.io/v1 Lease; this module only wires it:
   follows): a renew deadline shorter than the lease duration then guarantees the leader stops
   before anyone else may start, whatever the retry period.
 
+- A clean exit releases the Lease (client-go's `ReleaseOnCancel`): on SIGTERM kopf stops its
+  watches and handlers and `kvcert operator run` returns; then, at interpreter exit (`atexit`,
+  after every write of the reconciles has ended), `Elector.release` stops the renewals and
+  writes the Lease with an empty holderIdentity, a 1 s duration and renewTime now, as client-go
+  does. A standby, which takes a Lease without a holder at once, then leads within one retry
+  period instead of a lease duration after the last renewal it saw. Without the release a
+  deleted leader pod went on renewing until it died (through the kubelet's grace period, at
+  least 2 s after a forced deletion), and the standby waited `lease_duration` from the moment
+  it *observed* the last renewal (its reads are a retry period apart) and then up to a retry
+  period more for its next attempt: up to 2 + 2 + 15 + 2 s after the deletion with the
+  defaults, over the 20 s the end-to-end failover test allowed (it timed out once in CI). A
+  crash (SIGKILL, os._exit) releases nothing: the standby waits the lease duration, as before.
+- A standby ends at SIGTERM (SystemExit from the signal handler): as PID 1 in a container,
+  Python would otherwise ignore the signal until the kubelet's SIGKILL at the end of the grace
+  period. kopf installs its own handler once it runs.
+
 Identity (the Lease's holderIdentity, in the log lines): `<pod name or hostname>_<pid>`.
 `LEADERSHIP_HOOKS` are called with True on acquiring and False on losing leadership (metrics:
 the `kvcert_leader` gauge).
@@ -27,14 +43,18 @@ the `kvcert_leader` gauge).
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
 from typing import Any
 
 from kubernetes import client
@@ -49,6 +69,10 @@ LOST_EXIT_CODE = 1
 """The process's exit code when it loses the Lease (non-zero: the kubelet restarts it)."""
 WATCHDOG_PERIOD = 0.1
 """Seconds between the watchdog's checks of the last successful Lease write."""
+RELEASED_LEASE_DURATION = 1
+"""leaseDurationSeconds written with a released Lease (client-go's `release()`)."""
+RELEASE_ATTEMPTS = 3
+"""Reads and writes the release tries when the Lease changed in between (409 Conflict)."""
 
 LEADERSHIP_HOOKS: list[Callable[[bool], None]] = []
 """Called with True when this process acquires the Lease and False when it loses it (just
@@ -95,7 +119,10 @@ class LeaseApi:
 class TimedLeaseLock:
     """The client's LeaseLock, remembering when its last successful write (create or update)
     began, on the monotonic clock (seconds). The elector reads `name`, `namespace`, `identity`
-    and calls `get`, `create`, `update`, as on the LeaseLock it wraps."""
+    and calls `get`, `create`, `update`, as on the LeaseLock it wraps.
+
+    Writes are serialised; once `close`d the lock writes nothing more (each write answers False,
+    a failed acquisition or renewal), so that the release is the last write of this process."""
 
     def __init__(
         self,
@@ -108,6 +135,17 @@ class TimedLeaseLock:
         self.identity: str = lock.identity
         self.clock = clock
         self.last_write: float | None = None
+        self.closed = False
+        self._writes = threading.Lock()
+
+    def close(self, timeout: float) -> bool:
+        """Refuse every later write; wait up to `timeout` seconds for one in flight to end.
+        Returns False when a write is still in flight (it may yet renew the Lease)."""
+        ended = self._writes.acquire(timeout=timeout)
+        self.closed = True
+        if ended:
+            self._writes.release()
+        return ended
 
     def get(self, name: str, namespace: str) -> tuple[bool, Any]:
         found: tuple[bool, Any] = self.lock.get(name, namespace)
@@ -120,11 +158,14 @@ class TimedLeaseLock:
         return self._timed(lambda: self.lock.update(name, namespace, updated_record))
 
     def _timed(self, write: Callable[[], Any]) -> bool:
-        began = self.clock()
-        succeeded = bool(write())
-        if succeeded:
-            self.last_write = began
-        return succeeded
+        with self._writes:
+            if self.closed:
+                return False
+            began = self.clock()
+            succeeded = bool(write())
+            if succeeded:
+                self.last_write = began
+            return succeeded
 
 
 class Elector:
@@ -146,7 +187,8 @@ class Elector:
         self.identity = name
         lease = LeaseLock(settings.lease_name, settings.namespace, name)  # type: ignore[no-untyped-call]
         # Our API client (not the default one), each call bounded by the renew deadline.
-        lease.api_instance = LeaseApi(api, settings.renew_deadline)  # type: ignore[assignment]
+        self.api = LeaseApi(api, settings.renew_deadline)
+        lease.api_instance = self.api  # type: ignore[assignment]
         self.lock = TimedLeaseLock(lease, clock)
         self.config = electionconfig.Config(  # type: ignore[no-untyped-call]
             self.lock,
@@ -229,6 +271,71 @@ class Elector:
         for handler in logging.getLogger().handlers:
             handler.flush()
         self._exit(LOST_EXIT_CODE)
+
+    def release(self) -> bool:
+        """Let the Lease go at a clean exit, so that a standby leads at its next attempt
+        (client-go's `ReleaseOnCancel`). Called at interpreter exit, once kopf has returned:
+        nothing this process guarded with the Lease runs any more (the caller's promise, as
+        client-go's). Stops the renewals (the lock refuses later writes), reads the Lease and,
+        if this process still holds it, writes holderIdentity "" with leaseDurationSeconds 1
+        and renewTime now; a 409 Conflict reads again (RELEASE_ATTEMPTS in all). Never raises:
+        a failed release is logged, and the standby waits the lease duration as after a crash.
+        Returns whether the Lease was released; False when not leading, already lost, or not
+        ours any more."""
+        if not self.leading.is_set() or not self._exiting.acquire(blocking=False):
+            return False  # a standby holds nothing; a lost Lease is being exited on
+        if not self.lock.close(self.settings.renew_deadline):
+            log.warning(
+                "leader election: %s did not release the lease %s (a renewal is still in "
+                "flight); a standby takes over after the lease duration",
+                self.identity,
+                self.where,
+            )
+            return False
+        try:
+            released = self._release()
+        except Exception as error:  # an exit must not fail on the API server's account
+            log.warning(
+                "leader election: %s could not release the lease %s (%s); a standby takes over "
+                "after the lease duration",
+                self.identity,
+                self.where,
+                type(error).__name__,
+            )
+            return False
+        if released:
+            log.info(
+                "leader election: %s released the lease %s; a standby may take over at once",
+                self.identity,
+                self.where,
+            )
+        return released
+
+    def _release(self) -> bool:
+        name, namespace = self.settings.lease_name, self.settings.namespace
+        for _ in range(RELEASE_ATTEMPTS):
+            lease = self.api.read_namespaced_lease(name, namespace)
+            spec = lease.spec
+            if spec is None or spec.holder_identity != self.identity:
+                log.info(
+                    "leader election: %s no longer holds the lease %s; nothing to release",
+                    self.identity,
+                    self.where,
+                )
+                return False
+            now = datetime.now(UTC)
+            spec.holder_identity = ""
+            spec.lease_duration_seconds = RELEASED_LEASE_DURATION
+            spec.acquire_time = now
+            spec.renew_time = now
+            try:
+                self.api.replace_namespaced_lease(name, namespace, lease)
+            except client.ApiException as error:
+                if error.status == 409:
+                    continue  # written in between: read again
+                raise
+            return True
+        return False
 
     def overdue(self) -> bool:
         """Whether the leader has not renewed for `renew_deadline` seconds since the start of
@@ -340,6 +447,12 @@ def _handler(
     return Handler
 
 
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM while standing by (or starting to lead, before kopf installs its own handler):
+    a clean exit, which runs the release registered at exit."""
+    raise SystemExit(0)
+
+
 def await_leadership(
     settings: LeaderElectionSettings,
     api: client.ApiClient,
@@ -347,8 +460,14 @@ def await_leadership(
     metrics: str | None = None,
 ) -> Elector:
     """Stand by (answering `endpoints` with 200, "standby") until this process holds the
-    Lease; return the elector, which keeps renewing (or exits the process) in its threads."""
+    Lease; return the elector, which keeps renewing (or exits the process) in its threads.
+
+    Registers `Elector.release` to run at interpreter exit, and (from the main thread) makes
+    SIGTERM a clean exit (SystemExit) until kopf installs its own handler."""
     elector = Elector(settings, api, identity())
+    atexit.register(elector.release)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     probes = StandbyProbes(endpoints, elector, metrics)
     probes.start()
     log.info(
