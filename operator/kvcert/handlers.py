@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import aiohttp
 import kopf
 from kubernetes.client.exceptions import ApiException
 
@@ -205,6 +206,16 @@ async def _run(
                 name,
                 error.status,
                 error.reason,
+            )
+            delay = await round_failed(ctx, body)
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            # The API server (or the network to it) is away for a moment, e.g. restarted: one
+            # line, no traceback; the round backs off like any failed one (issue #18 §3).
+            log.error(
+                "%s/%s: reconcile failed: the API server did not answer (%s)",
+                namespace,
+                name,
+                type(error).__name__,
             )
             delay = await round_failed(ctx, body)
         except Exception:

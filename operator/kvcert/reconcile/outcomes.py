@@ -337,7 +337,7 @@ def _failure(action: Action, error: CallError) -> Outcome | None:
                 return MergeRefused(action.fingerprint, forbidden=status == 403, error=error)
         case WriteSecret() if status == 409:
             return SecretConflict(error)
-        case WriteSecret() if status == 422 and error.code == OUTPUT_REFUSED:
+        case WriteSecret() if status in (403, 422) and error.code == OUTPUT_REFUSED:
             return OutputRefused(error)
         case ReadSecret() if status == 404:
             return SecretRead(SecretFacts.absent())

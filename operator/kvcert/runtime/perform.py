@@ -345,6 +345,8 @@ class Performer:
                 self.namespace, secret, exists=existing is not None
             )
         except ApiException as error:
+            if error.status == 403:
+                return _write_forbidden(action.secret_name, self.namespace, existing is None)
             if error.status not in (404, 409):
                 raise
             # The cache was behind (a create that found a Secret, a replace of a newer or a
@@ -376,3 +378,14 @@ class Performer:
         )
         await self.kube.put_config_map(self.namespace, config_map, exists=action.exists)
         return None
+
+
+def _write_forbidden(name: str, namespace: str, create: bool) -> CallError:
+    """The API server refused the output Secret's write (RBAC): OutputRefused, retried with
+    backoff (reconcile/outcomes.py), naming the Secret and the verb (issue #18 §3)."""
+    verb = "create" if create else "update"
+    message = (
+        f"the API server refused to {verb} Secret {name} in {namespace} (403): grant the"
+        " operator's service account create and update on secrets in this namespace"
+    )
+    return CallError(403, OUTPUT_REFUSED, message)

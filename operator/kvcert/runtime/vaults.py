@@ -1,8 +1,10 @@
 """From a Certificate's vaultRef to a ready Key Vault client.
 
-Clients are cached per vault object and its resourceVersion: a changed KeyVault (new URL,
-new credentials) gets a new client, and a 401 drops the cached one so that a rotated token
-Secret is picked up on the next reconcile.
+Clients are cached per vault object and its generation: a changed spec (new URL, new
+credentials) gets a new client, and a 401 drops the cached one so that a rotated token Secret is
+picked up on the next reconcile. A status write or a label on the KeyVault changes nothing. A
+replaced client is closed only after RETIRE_SECONDS, so that calls in flight on it finish
+(issue #18 §3: closing it at once failed them with "Connector is closed").
 """
 
 from __future__ import annotations
@@ -48,12 +50,17 @@ class VaultUnavailable(Exception):
         return VaultFacts(ready=False, message=self.message)
 
 
+RETIRE_SECONDS = 120.0
+"""How long a replaced client stays open for the calls in flight on it: longer than a call's
+timeout with its in-call retries (kvcert.keyvault.retry)."""
+
+
 @dataclass(frozen=True)
 class _Key:
     kind: str
     namespace: str | None
     name: str
-    resource_version: str
+    generation: str
 
     def same_vault(self, other: _Key) -> bool:
         return (self.kind, self.namespace, self.name) == (other.kind, other.namespace, other.name)
@@ -72,6 +79,7 @@ class VaultClients:
         self._clients: dict[_Key, KeyVaultClient] = {}
         self._lock = asyncio.Lock()
         self._bodies: dict[tuple[bool, str | None, str], dict[str, Any]] = {}
+        self._retiring: dict[KeyVaultClient, asyncio.Task[None]] = {}
 
     def remember(self, body: Mapping[str, Any], *, cluster: bool, deleted: bool = False) -> None:
         """Keep the vault objects the watch delivers, so Certificates need not GET them."""
@@ -102,7 +110,7 @@ class VaultClients:
             kind="ClusterKeyVault" if cluster else "KeyVault",
             namespace=None if cluster else meta.get("namespace"),
             name=name,
-            resource_version=str(meta.get("resourceVersion", "")),
+            generation=str(meta.get("generation", "")),
         )
         # The common case, once per reconcile: this version's client exists. No parse and no
         # lock (a thousand reconciles queueing on one lock cost the event loop, issue #17).
@@ -123,7 +131,7 @@ class VaultClients:
             created = await self._build(spec, secrets_namespace, cluster=cluster)
             stale = [k for k in self._clients if k.same_vault(key)]
             for old in stale:
-                await self._clients.pop(old).close()
+                self._retire(self._clients.pop(old))
             self._clients[key] = created
             return created
 
@@ -133,13 +141,30 @@ class VaultClients:
             for key, cached in list(self._clients.items()):
                 if cached is client:
                     del self._clients[key]
-                    await cached.close()
+                    self._retire(cached)
+
+    def _retire(self, client: KeyVaultClient) -> None:
+        """Close `client` once the calls in flight on it are over (RETIRE_SECONDS)."""
+        if client not in self._retiring:
+            self._retiring[client] = asyncio.create_task(self._close_later(client))
+
+    async def _close_later(self, client: KeyVaultClient) -> None:
+        try:
+            await asyncio.sleep(RETIRE_SECONDS)
+        finally:
+            self._retiring.pop(client, None)
+            await client.close()
 
     async def close(self) -> None:
+        """Close every client now, retiring ones included (the operator stops)."""
         async with self._lock:
             for cached in self._clients.values():
                 await cached.close()
             self._clients.clear()
+            retiring = list(self._retiring.values())
+            for task in retiring:
+                task.cancel()
+            await asyncio.gather(*retiring, return_exceptions=True)
 
     async def _build(
         self, spec: KeyVaultSpec, secrets_namespace: str, *, cluster: bool

@@ -349,18 +349,6 @@ def test_a_refused_output_secret_write_is_reported_and_recovers_once_granted(lab
         lab.check_operator(tenant.log_offset)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A Kubernetes 403 on the output Secret is reported as Key Vault's AccessDenied, with "
-    "a message that names neither the Secret nor the verb and blames RBAC or Key Vault's "
-    "secrets/get alike. Fix: runtime/perform.py Performer._write_secret (the `except "
-    "ApiException` around kube.put_secret, ~line 348) returns CallError(403, "
-    "'SecretWriteForbidden', f'{verb} Secret {name} in {namespace} refused by the API server "
-    "(403): grant the operator create and update on secrets') with verb create/update; "
-    "reconcile/outcomes.py _failure (~line 338) maps WriteSecret 403 SecretWriteForbidden to "
-    "OutputRefused (retried with backoff, reconcile/secret.py ~line 293), leaving Key Vault's "
-    "403 on get secret to AccessDenied.",
-)
 def test_a_refused_output_secret_write_names_the_secret_and_the_verb(lab: Lab) -> None:
     """The refusal's condition says what was refused and by whom: reason OutputRefused (the
     output Secret, not Key Vault), a message naming the Secret and the verb."""
@@ -371,17 +359,6 @@ def test_a_refused_output_secret_write_names_the_secret_and_the_verb(lab: Lab) -
         assert "create" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Every write to a KeyVault (its own status patch, a label) replaces its Key Vault "
-    "client and closes the old one under the calls in flight: runtime/vaults.py "
-    "VaultClients.for_body (~line 108) keys clients by metadata.resourceVersion and closes "
-    "the stale ones at once (~line 129), so a Certificate's create or poll fails with "
-    "'Connector is closed', reported as KeyVaultError ('Key Vault did not answer'), a Warning "
-    "event and a backoff. Fix: key the client by metadata.generation (the spec; status and "
-    "label writes do not change it) and close a replaced client only once its calls in flight "
-    "have ended (count them in KeyVaultClient, or close it on the next replacement).",
-)
 def test_a_keyvault_written_meanwhile_does_not_fail_the_calls_in_flight(lab: Lab) -> None:
     """Another writer labels the KeyVault in a loop (as a GitOps tool or `kubectl label` may)
     while six Certificates are issued through it: none of them gets a Warning event (today:
