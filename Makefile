@@ -15,12 +15,14 @@ TEST_WORKERS ?= 3
 # in order, in one process.
 
 .PHONY: help venv go control-plane node promtool kstatus e2e-deps lint format crds manifests test unit e2e demo \
+	test-faults \
 	kind-demo bench bench-vault bench-operator bench-scale profile-operator clean
 
 help:
 	@echo "make demo   set everything up and run kvcert on the local control plane + local vault"
 	@echo "make test   set everything up and run lint, type checks, unit, integration and e2e tests"
 	@echo "make e2e    only the end-to-end test: helm install of the image onto a real kubelet"
+	@echo "make test-faults  the long fault runs: schemathesis at length, the fault proxy at 300"
 	@echo "make kind-demo  (needs Docker) the same chart on a kind cluster: hack/kind.sh"
 	@echo "make bench  run the benchmarks in tests/perf (tables + JSON under .bench/)"
 	@echo "make bench-scale  10,000 certificates then 60 s idle; make profile-operator  py-spy of 1,000"
@@ -86,6 +88,13 @@ unit: venv
 test: lint control-plane node promtool kstatus e2e-deps images
 	$(VENV)/bin/pytest tests/unit tests/integration -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
+
+# The longer fault runs of issue #18 (make test runs the short ones): schemathesis with 200
+# examples per operation over two versions of Microsoft's definitions, and the Key Vault fault
+# proxy with 300 certificates in both vault profiles.
+test-faults: control-plane
+	KVCERT_FAULTS_LONG=1 $(VENV)/bin/pytest tests/integration/vault/test_vault_schemathesis.py \
+	  tests/integration/operator/test_vault_faults.py -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 e2e: venv node e2e-deps images
 	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)

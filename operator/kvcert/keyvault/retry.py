@@ -82,9 +82,10 @@ class RetryPolicy:
 
     The caps are a few seconds (issue #18 §2): a call is retried in place only for short
     blips, because the caller holds its Certificate's lock (and perhaps a create slot) while
-    it waits. A longer wait, a Retry-After beyond what is left of `max_total` included, raises
-    the error with its `retry_after`, and the reconcile's backoff hands it to the scheduler
-    (kvcert.reconcile.schedule.backoff honours it)."""
+    it waits. No single wait exceeds `max_delay`, nor all of them `max_total`: a Retry-After
+    above `max_delay`, or beyond what is left of `max_total`, raises the error at once with its
+    `retry_after`, and the reconcile's backoff hands it to the scheduler
+    (kvcert.reconcile.schedule.backoff waits at least that long)."""
 
     max_attempts: int = 5
     base_delay: float = 0.5
@@ -111,6 +112,8 @@ class RetryPolicy:
                 delay = self.backoff(attempt - 1)
                 hinted = error.retry_after if isinstance(error, KeyVaultHTTPError) else None
                 if hinted is not None:
+                    if hinted > self.max_delay:
+                        raise  # too long to hold the caller's lock: the scheduler waits it
                     delay = max(delay, hinted)
                 if self.clock() - started + delay > self.max_total:
                     raise
