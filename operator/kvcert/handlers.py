@@ -196,6 +196,11 @@ async def _run(
             if body is None:
                 return
         memo.index.remember(body)
+        if (wait := ctx.rounds.held_for(uid, ctx.clock.now())) > 0:
+            # Key Vault asked for Retry-After: this round (a Secret's change, an edit) waits.
+            ctx.bodies.keep(body, wait)
+            requeues.schedule(uid, namespace, name, wait, keep_earlier=True)
+            return
         try:
             delay = await reconcile_certificate(ctx, body, fresh_reads=listed)
         except ApiException as error:

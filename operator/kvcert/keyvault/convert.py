@@ -19,7 +19,13 @@ from urllib.parse import urlsplit, urlunsplit
 from cryptography import x509
 
 from kvcert.keyvault import wire
-from kvcert.keyvault.errors import KeyVaultError, KeyVaultHTTPError, UnexpectedResponse, scrub
+from kvcert.keyvault.errors import (
+    MAX_CODE_CHARS,
+    KeyVaultError,
+    KeyVaultHTTPError,
+    UnexpectedResponse,
+    scrub,
+)
 from kvcert.reconcile.observed import (
     CallError,
     LifetimeRule,
@@ -53,7 +59,9 @@ def operation_from_wire(
         raise UnexpectedResponse(str(exc)) from None
     error = None
     if op.error is not None and (op.error.code or op.error.message):
-        error = OperationError(code=op.error.code or "", message=scrub(op.error.message or ""))
+        error = OperationError(
+            code=scrub(op.error.code or "", MAX_CODE_CHARS), message=scrub(op.error.message or "")
+        )
     return ObservedOperation(
         request_id=op.request_id,
         status=status,

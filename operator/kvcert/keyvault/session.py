@@ -136,7 +136,25 @@ def error_from_response(response: httpx.Response) -> KeyVaultError:
         request_id=response.headers.get("x-ms-request-id"),
         retry_after=parse_retry_after(response.headers.get("retry-after")),
         inner_code=inner,
+        known=_sent_secrets(response.request),
     )
+
+
+def _sent_secrets(request: httpx.Request) -> tuple[str, ...]:
+    """The secrets a request carried, which an error answer quoting them must not show: its
+    bearer token and an import's password (`pwd`). Never kept beyond the error's making."""
+    found = []
+    authorization = request.headers.get("authorization", "")
+    if " " in authorization:
+        found.append(authorization.split(" ", 1)[1])
+    if b'"pwd"' in request.content:
+        try:
+            password = json.loads(request.content).get("pwd")
+        except (ValueError, AttributeError):
+            password = None
+        if isinstance(password, str) and password:
+            found.append(password)
+    return tuple(found)
 
 
 def _transport_error(exc: httpx.TransportError) -> KeyVaultTransportError:

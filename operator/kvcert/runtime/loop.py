@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -248,8 +248,12 @@ async def _conclude(
             )
             crashpoints.reached("after:status")
             latest = written or latest
-        failed = decision.failed or inp.last(Failed) is not None
+        failed_call = inp.last(Failed)
+        failed = decision.failed or failed_call is not None
         ctx.rounds.ended(uid, failed=failed, attempt=inp.attempt)
+        if failed_call is not None and failed_call.error.retry_after:
+            until = ctx.clock.now() + timedelta(seconds=failed_call.error.retry_after)
+            ctx.rounds.hold(uid, until)  # whatever starts the next round, not before this
         if deleting and decision.requeue_after is None:
             finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
             crashpoints.reached("before:finalizer")

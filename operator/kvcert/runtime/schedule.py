@@ -185,6 +185,9 @@ class Rounds:
       change and run a round at once, bypassing the backoff (a storm of rounds, issue #18 §5's
       review). Its trigger (`trigger`) is remembered; an event with the same trigger waits for
       the scheduled retry. Any new spec, deletion or request annotation runs as usual.
+    - `hold(uid, until)` / `held_for(uid, now)`: Key Vault said Retry-After; no round of that
+      Certificate, whatever starts it (a source Secret's change, an edit), runs before `until`
+      (issue #18 §2: a changed mergeFrom Secret polled a throttled vault 0.5 s into a 6 s wait).
     """
 
     def __init__(self) -> None:
@@ -192,6 +195,7 @@ class Rounds:
         self.users: dict[str, int] = {}
         self.attempts: dict[str, int] = {}
         self.raised_on: dict[str, tuple[object, ...]] = {}
+        self.holds: dict[str, datetime] = {}
 
     def __contains__(self, uid: object) -> bool:
         return uid in self.locks
@@ -239,11 +243,26 @@ class Rounds:
         """Whether `body` asks for nothing the round that raised did not already try."""
         return self.raised_on.get(uid) == trigger(body)
 
+    def hold(self, uid: str, until: datetime) -> None:
+        """No round of `uid` before `until` (clock time): Key Vault's Retry-After."""
+        self.holds[uid] = until
+
+    def held_for(self, uid: str, now: datetime) -> float:
+        """Seconds until `uid` may run a round (0.0: now); an expired hold is dropped."""
+        until = self.holds.get(uid)
+        if until is None:
+            return 0.0
+        if until <= now:
+            del self.holds[uid]
+            return 0.0
+        return (until - now).total_seconds()
+
     def forget(self, uid: str) -> None:
         self.locks.pop(uid, None)
         self.users.pop(uid, None)
         self.attempts.pop(uid, None)
         self.raised_on.pop(uid, None)
+        self.holds.pop(uid, None)
 
 
 def trigger(body: Mapping[str, Any]) -> tuple[object, ...]:

@@ -221,15 +221,12 @@ def writes_reaching_vault(
 
 
 def retry_after_kept(
-    records: list[Record], touched: dict[str, float] | None = None
+    records: list[Record],
 ) -> tuple[list[str], Counter[str]]:
     """Requests about a certificate that came before the Retry-After of a 429 about it asked
     for (each described), and how many 429s were checked so: "in the call" (Retry-After within
-    RetryPolicy's max_delay: the client waits) or "by the scheduler" (longer: handed back).
-
-    `touched`: certificate -> when (monotonic) the test changed one of its source Secrets. A
-    429 followed by such a change is not checked: the change reconciles the Certificate at once,
-    Retry-After or not (test_vault_faults.SOURCE_EVENT, xfailed)."""
+    RetryPolicy's max_delay: the client waits) or "by the scheduler" (longer: handed back),
+    whatever started the later round (a source Secret's change waits too: Rounds.hold)."""
     early: list[str] = []
     checked: Counter[str] = Counter()
     by_cert: dict[str, list[Record]] = {}
@@ -241,8 +238,6 @@ def retry_after_kept(
             if throttled.fault != "throttle" or throttled.retry_after is None:
                 continue
             allowed = throttled.done + throttled.retry_after - SLACK
-            if throttled.done <= (touched or {}).get(name, -1.0) < allowed:
-                continue
             later = [r for r in seen[i + 1 :] if r.at > throttled.done]
             if not later:
                 continue

@@ -439,13 +439,6 @@ def gather(lab: Lab) -> dict[str, str]:
     return places
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an error body quoting the import's password bare (not as a pwd field) is shown"
-    " as is: the client knows the secrets it sent but does not pass them to the scrubber;"
-    " fix: keyvault/session.py error_from_response, pass known=(the request's bearer token,"
-    " the JSON body's pwd) to the error class (KeyVaultHTTPError(..., known=...) redacts them)",
-)
 def test_an_error_body_quoting_the_password_bare_does_not_show_it(lab: Lab) -> None:
     plant_import(lab, "echo-bare", BARE_PW.encode())
     body = lab.kube.wait_condition("echo-bare", "Ready", "False", "Rejected")

@@ -24,7 +24,7 @@ whose CSR the test signs and puts, labelled kvcert.io/source, in its mergeFrom S
 
 Smaller tests check the proxy itself (each kind of fault does to a create what it says; the
 faults drawn do not depend on the order of requests), that a KeyVault edit does not cut a Key
-Vault call in flight, and (xfailed: SOURCE_EVENT) that a source Secret change does not call a
+Vault call in flight, and that a source Secret change does not call a
 throttled vault before its Retry-After.
 
 `make test` runs one profile with 100 certificates; KVCERT_FAULTS_LONG=1 runs both profiles with
@@ -307,18 +307,6 @@ def test_a_metadata_edit_of_the_keyvault_does_not_break_the_calls_in_flight(
     assert failed == []
 
 
-SOURCE_EVENT = (
-    "runtime/schedule.py Requeues.soon (and any reconcile an event starts) runs a Certificate at"
-    " once even when its last round was throttled: the deadline its backoff set from Key Vault's"
-    " Retry-After (reconcile/decide.py _transient) is brought forward by a source Secret change"
-    " (handlers._source_changed), so a request follows a 429 before its Retry-After (seen in a"
-    " 300-Certificate run: a GET pending 0.48 s after Retry-After: 6). Fix: keep a not-before"
-    " time per uid in runtime/schedule.py when a round ends throttled, and have soon() and"
-    " event-started rounds wait for it (schedule at max(now, not-before))"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SOURCE_EVENT)
 def test_a_source_secret_change_does_not_call_a_throttled_vault_before_retry_after(
     lab: Lab, operator: OperatorProcess, plain_vault: LocalVault
 ) -> None:
@@ -378,7 +366,7 @@ def test_a_mixed_workload_under_key_vault_faults_creates_once_each_and_honours_r
         faulted.wait_ready(work, READY_TIMEOUT[True])
         faulted.settle()
         records = faulted.proxy.records()
-        early, checked = retry_after_kept(records, faulted.signed)
+        early, checked = retry_after_kept(records)
         figures = report(profile, clean, faulted, checked)
         counted = versions(faulted.vault, names)
         secrets = faulted.kube.core.list_namespaced_secret(faulted.kube.namespace).items

@@ -294,12 +294,6 @@ def test_scrub_is_linear_in_the_echo_it_is_given() -> None:
         assert len(text) <= e.MAX_MESSAGE_CHARS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a failed operation's error code from Key Vault is shown unscrubbed: "
-    "keyvault/convert.py operation_from_wire builds OperationError(code=op.error.code) without "
-    "scrub; fix: code=scrub(op.error.code or '', MAX_CODE_CHARS), as for the message",
-)
 def test_a_failed_operations_error_code_is_scrubbed_like_its_message() -> None:
     body = {
         "id": "https://kv.vault.azure.net/certificates/web/pending",

@@ -185,3 +185,17 @@ def test_after_a_round_raised_only_its_own_echo_waits_for_the_backoff(
     assert rounds.backing_off("u", event) is waits
     rounds.ended("u", failed=False, attempt=1)
     assert not rounds.backing_off("u", _cert())
+
+
+def test_a_hold_keeps_any_round_until_retry_after_and_then_goes() -> None:
+    """Key Vault's Retry-After holds every round of the Certificate, whatever starts it."""
+    rounds = Rounds()
+    start = datetime(2026, 11, 30, tzinfo=UTC)
+    assert rounds.held_for("u", start) == 0.0
+    rounds.hold("u", start + timedelta(seconds=6))
+    assert rounds.held_for("u", start + timedelta(seconds=0.5)) == 5.5
+    assert rounds.held_for("u", start + timedelta(seconds=6)) == 0.0
+    assert "u" not in rounds.holds
+    rounds.hold("u", start + timedelta(seconds=6))
+    rounds.forget("u")
+    assert rounds.held_for("u", start) == 0.0
