@@ -14,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kvcert import cli
 from kvcert.runtime import leader
-from kvcert.runtime.leader import Elector, StandbyProbes, TimedLeaseLock, identity
+from kvcert.runtime.leader import Elector, TimedLeaseLock, identity
 from kvcert.runtime.settings import LeaderElectionSettings, OperatorSettings
+from kvcert.runtime.standby import StandbyProbes
 
 
 def test_without_leader_elect_there_is_no_election():
