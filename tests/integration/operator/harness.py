@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +12,11 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+
+from kvcert.devcluster import binaries
+from kvcert.devcluster.controlplane import ControlPlane
 
 GROUP, VERSION = "kvcert.io", "v1alpha1"
 CRD_DIR = Path(__file__).resolve().parents[3] / "crds"
@@ -60,6 +64,18 @@ def install_crds(api: client.ApiClient) -> None:
             return any(c.type == "Established" and c.status == "True" for c in conditions)
 
         wait_for(established, 30, f"CRD {name} Established")
+
+
+def own_control_plane(
+    stack: contextlib.ExitStack, directory: Path
+) -> tuple[ControlPlane, client.ApiClient]:
+    """A control plane of a test module's own (under `directory`), with the CRDs installed and
+    an admin client; both stopped or closed when `stack` closes."""
+    plane = stack.enter_context(ControlPlane(binaries=binaries.ensure(), directory=directory))
+    api = config.new_client_from_config(config_file=str(plane.kubeconfig))
+    stack.callback(api.close)
+    install_crds(api)
+    return plane, api
 
 
 class Kube:

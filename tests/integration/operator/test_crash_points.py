@@ -38,13 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import config
 
-from kvcert.devcluster import binaries
-from kvcert.devcluster.controlplane import ControlPlane
 from kvcert.runtime import crashpoints
 from tests.integration.operator.crashlab import GONE, Case, Drive, Lab, Row, check, crash, recover
-from tests.integration.operator.harness import CREATES, MERGES, VaultOps, install_crds
+from tests.integration.operator.harness import CREATES, MERGES, VaultOps, own_control_plane
 from tests.integration.operator.timetravel import external_cluster
 from tests.support.vault import LocalVault
 
@@ -63,12 +60,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A control plane with the CRDs and one LocalVault per profile; all stopped afterwards."""
     directory = tmp_path_factory.mktemp("crash-points")
     with contextlib.ExitStack() as stack:
-        plane = stack.enter_context(
-            ControlPlane(binaries=binaries.ensure(), directory=directory / "cp")
-        )
-        api = config.new_client_from_config(config_file=str(plane.kubeconfig))
-        stack.callback(api.close)
-        install_crds(api)
+        plane, api = own_control_plane(stack, directory / "cp")
         vaults, ops = {}, {}
         for profile in PROFILES:
             vaults[profile] = stack.enter_context(LocalVault.start(profile=profile, ca_delay=600))

@@ -40,18 +40,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kvcert.devcluster import binaries
-from kvcert.devcluster.controlplane import ControlPlane
 from tests.integration.operator.harness import (
     CREATES,
     Kube,
     VaultOps,
     certificate_spec,
-    install_crds,
     never,
+    own_control_plane,
     wait_for,
 )
 from tests.integration.operator.timetravel import external_cluster
@@ -146,12 +144,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     afterwards, by PID."""
     directory = tmp_path_factory.mktemp("leader")
     with contextlib.ExitStack() as stack:
-        plane = stack.enter_context(
-            ControlPlane(binaries=binaries.ensure(), directory=directory / "cp")
-        )
-        api = config.new_client_from_config(config_file=str(plane.kubeconfig))
-        stack.callback(api.close)
-        install_crds(api)
+        plane, api = own_control_plane(stack, directory / "cp")
         core = client.CoreV1Api(api)
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=LEASE_NS)))
         vault = stack.enter_context(LocalVault.start(profile="documented", ca_delay=600.0))

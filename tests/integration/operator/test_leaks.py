@@ -33,12 +33,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from kubernetes import client, config
+from kubernetes import client
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from kvcert.devcluster import binaries
-from kvcert.devcluster.controlplane import ControlPlane
 from kvcert.keyvault.credentials import StaticToken
 from kvcert.keyvault.errors import Unauthorized
 from kvcert.keyvault.session import error_from_response
@@ -49,7 +47,7 @@ from tests.integration.operator.harness import (
     VERSION,
     Kube,
     VaultOps,
-    install_crds,
+    own_control_plane,
     wait_for,
 )
 from tests.integration.operator.harness import certificate_spec as spec_of
@@ -167,12 +165,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     directory = tmp_path_factory.mktemp("leaks")
     metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
     with contextlib.ExitStack() as stack:
-        plane = stack.enter_context(
-            ControlPlane(binaries=binaries.ensure(), directory=directory / "cp")
-        )
-        api = config.new_client_from_config(config_file=str(plane.kubeconfig))
-        stack.callback(api.close)
-        install_crds(api)
+        plane, api = own_control_plane(stack, directory / "cp")
         core = client.CoreV1Api(api)
         for name in (NS, OPERATOR_NS):
             core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))

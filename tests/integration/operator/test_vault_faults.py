@@ -47,10 +47,8 @@ from typing import Any
 
 import httpx
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
-from kvcert.devcluster import binaries
-from kvcert.devcluster.controlplane import ControlPlane
 from tests.integration.operator.faultproxy import FAULTS, VERSION_SEGMENT, FaultProxy, Record
 from tests.integration.operator.faultwork import (
     PATTERN,
@@ -74,7 +72,7 @@ from tests.integration.operator.harness import (
     Kube,
     VaultOps,
     certificate_spec,
-    install_crds,
+    own_control_plane,
     wait_for,
 )
 from tests.integration.operator.meter import file_size
@@ -192,12 +190,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     directory = tmp_path_factory.mktemp("vault-faults")
     env = {"KVCERT_VAULT_CREATES_PER_10S": "100000"}
     with contextlib.ExitStack() as stack:
-        plane = stack.enter_context(
-            ControlPlane(binaries=binaries.ensure(), directory=directory / "cp")
-        )
-        api = config.new_client_from_config(config_file=str(plane.kubeconfig))
-        stack.callback(api.close)
-        install_crds(api)
+        plane, api = own_control_plane(stack, directory / "cp")
         process = stack.enter_context(OperatorProcess(plane.kubeconfig, env=env))
         yield Lab(api, process)
 
