@@ -198,9 +198,14 @@ async def _run(
         memo.index.remember(body)
         if (wait := ctx.rounds.held_for(uid, ctx.clock.now())) > 0:
             # Key Vault asked for Retry-After: this round (a Secret's change, an edit) waits.
+            if listed:
+                ctx.rounds.fresh.add(uid)  # a re-list round stays one when it runs
             ctx.bodies.keep(body, wait)
             requeues.schedule(uid, namespace, name, wait, keep_earlier=True)
             return
+        if uid in ctx.rounds.fresh:
+            ctx.rounds.fresh.discard(uid)
+            listed = True
         try:
             delay = await reconcile_certificate(ctx, body, fresh_reads=listed)
         except ApiException as error:

@@ -95,9 +95,11 @@ __all__ = [  # the policy's names are re-exported: callers import them from here
 
 CERTIFICATE_NAME_PATTERN = r"^[0-9a-zA-Z-]{1,127}$"
 IMMUTABLE_NAME_RULE = (
-    "!has(oldSelf.certificateName) || "
-    "(has(self.certificateName) && self.certificateName == oldSelf.certificateName)"
+    "has(self.certificateName) == has(oldSelf.certificateName) && "
+    "(!has(self.certificateName) || self.certificateName == oldSelf.certificateName)"
 )
+"""Set at creation or never: added later, it would point an issued Certificate at a name whose
+ownership was never checked (issue #18 review)."""
 MERGE_IMPORT_EXCLUSIVE_RULE = "!(has(self.mergeFrom) && has(self.importFrom))"
 POLICY_OR_IMPORT_RULE = "has(self.policy) || has(self.importFrom)"
 

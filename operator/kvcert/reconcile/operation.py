@@ -287,6 +287,13 @@ def import_unrecorded(inp: Input, current: OperationView) -> str | None:
         return None
     if not isinstance(cert, ObservedCertificate) or cert.tags.get(INTENT_TAG) != intent.marker:
         return None
+    known = inp.status.operation
+    if (
+        known is not None
+        and known.status == OperationStatus.COMPLETED.value
+        and known.target == cert.id
+    ):
+        return None  # recorded (an Imported event was told): its Secret may still be failing
     recorded = inp.status.certificate
     return cert.version if recorded is None or recorded.version != cert.version else None
 

@@ -134,25 +134,34 @@ def create(
         message = "spec.cancel is true: no new request is made until it is false"
         verdict = Verdict(Reason.OPERATION_CANCELLED, message, stalled=True)
         return conclude(inp, verdict, current, rung="cancel asked, nothing to create")
-    if current.intent is None and inp.status.certificate is None:
-        # A first create: a certificate of that name must be this Certificate's (or none), else
-        # the create would add a version to what kvcert does not manage (DESIGN §5; issue #18
-        # §4: a certificateName that is another Certificate's). One read, 404 for a new name.
-        if inp.certificate is None:
-            return step("first create: whose is the name", ReadCertificate(inp.certificate_name))
-        if isinstance(inp.certificate, ObservedCertificate) and not operation.is_ours(
-            inp.certificate, inp.meta
-        ):
-            owner = inp.certificate.tags.get(operation.OWNER_TAG)
-            whose = f"Certificate {owner}'s" if owner else "not managed by kvcert"
-            message = (
-                f"Key Vault certificate {inp.certificate_name} exists and is {whose}: nothing is"
-                " created; choose another spec.certificateName, or remove it from Key Vault"
-            )
-            verdict = Verdict(Reason.NOT_OWNED, message, stalled=True)
-            return conclude(inp, verdict, current, rung="the name is someone else's")
+    if (refused := first_write_refused(inp, current, "created")) is not None:
+        return refused
     action = create_action(inp, spec)
     return intent_step(inp, spec, action, events=events, why=why, trigger=trigger)
+
+
+def first_write_refused(inp: Input, current: OperationView, verb: str) -> Decision | None:
+    """Before the first create or import of a Certificate (no intent, nothing delivered): a
+    certificate of that name must be this Certificate's, or none, else the write would add a
+    version to what kvcert does not manage (DESIGN §5; issue #18 §4: a certificateName that is
+    another Certificate's). A step reading the certificate (404 for a free name), NotOwned
+    (stalled, nothing `verb`), or None: the write may go ahead."""
+    if current.intent is not None or inp.status.certificate is not None:
+        return None
+    if inp.certificate is None:
+        return step("first write: whose is the name", ReadCertificate(inp.certificate_name))
+    if not isinstance(inp.certificate, ObservedCertificate) or operation.is_ours(
+        inp.certificate, inp.meta
+    ):
+        return None
+    owner = inp.certificate.tags.get(operation.OWNER_TAG)
+    whose = f"Certificate {owner}'s" if owner else "not managed by kvcert"
+    message = (
+        f"Key Vault certificate {inp.certificate_name} exists and is {whose}: nothing is"
+        f" {verb}; choose another spec.certificateName, or remove it from Key Vault"
+    )
+    verdict = Verdict(Reason.NOT_OWNED, message, stalled=True)
+    return conclude(inp, verdict, current, rung="the name is someone else's")
 
 
 def unresolved_create(inp: Input, spec: CertificateSpec, current: OperationView) -> Decision | None:
@@ -268,6 +277,8 @@ def import_source(inp: Input, spec: CertificateSpec, current: OperationView) -> 
         or intent.action != "import"
         or intent.source_fingerprint != facts.fingerprint
     ):
+        if (refused := first_write_refused(inp, current, "imported")) is not None:
+            return refused
         return intent_step(inp, spec, action, fingerprint=facts.fingerprint)
     if inp.last(Imported) is not None or current.status is OperationStatus.COMPLETED:
         return secret.deliver(inp, spec, current)

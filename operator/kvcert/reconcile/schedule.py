@@ -30,7 +30,8 @@ def backoff(attempt: int, jitter: float, retry_after: float | None = None) -> fl
     """Delay before retry number `attempt` (0-based) of a failed call; honours Retry-After."""
     # The exponent is capped: failedAttempts lives in status and may pass 1,024 (OverflowError).
     delay = _spread(min(ERROR_CAP, ERROR_BASE * 2 ** min(max(attempt, 0), 16)), jitter)
-    return round(max(delay, retry_after or 0.0), 3)
+    # Retry-After is honoured up to the cap: a gateway's "a day" must not silence a Certificate.
+    return round(max(delay, min(retry_after or 0.0, ERROR_CAP)), 3)
 
 
 def poll_delay(

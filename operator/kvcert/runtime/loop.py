@@ -28,7 +28,7 @@ from kvcert.reconcile.actions import CreateCertificate, ImportCertificate
 from kvcert.reconcile.decision import Decision
 from kvcert.reconcile.observed import CallError
 from kvcert.reconcile.outcomes import Failed
-from kvcert.reconcile.schedule import backoff
+from kvcert.reconcile.schedule import ERROR_CAP, backoff
 from kvcert.runtime import crashpoints
 from kvcert.runtime.cache import KEEP_BODY_SECONDS, LatestBodies, OutputSecrets
 from kvcert.runtime.clock import Clock
@@ -139,7 +139,7 @@ async def round_failed(ctx: Context, body: Mapping[str, Any]) -> float:
     uid, namespace, name = meta["uid"], meta["namespace"], meta["name"]
     attempt = ctx.rounds.attempt(uid, body)
     count = ctx.rounds.ended(uid, failed=True, attempt=attempt)
-    ctx.rounds.raised(uid, body)  # the echo of the write below must not run a round at once
+    ctx.rounds.failed_on(uid, body)  # the echo of the write below must not run a round at once
     ctx.bodies.forget(uid)
     now = ctx.clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
@@ -251,9 +251,13 @@ async def _conclude(
         failed_call = inp.last(Failed)
         failed = decision.failed or failed_call is not None
         ctx.rounds.ended(uid, failed=failed, attempt=inp.attempt)
+        if failed:
+            ctx.rounds.failed_on(uid, body)  # its own status write's echo waits for the retry
         if failed_call is not None and failed_call.error.retry_after:
-            until = ctx.clock.now() + timedelta(seconds=failed_call.error.retry_after)
-            ctx.rounds.hold(uid, until)  # whatever starts the next round, not before this
+            # Whatever starts the next round, not before this (capped: a proxy's Retry-After
+            # of a day must not silence a Certificate, its deletion included).
+            wait = min(failed_call.error.retry_after, ERROR_CAP)
+            ctx.rounds.hold(uid, ctx.clock.now() + timedelta(seconds=wait))
         if deleting and decision.requeue_after is None:
             finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
             crashpoints.reached("before:finalizer")

@@ -180,11 +180,12 @@ class Rounds:
     - `attempt(uid, body)`: failed rounds in a row: the count kept in memory, else the one the
       Certificate's status records (status.failedAttempts), so a restart keeps backing off.
     - `ended(uid, failed=...)`: count a failed round, forget the count after one that did not.
-    - `raised(uid, body)` / `backing_off(uid, body)`: a round that raised wrote no
-      observedGeneration, so the echo of its own failedAttempts write would look like a spec
-      change and run a round at once, bypassing the backoff (a storm of rounds, issue #18 §5's
-      review). Its trigger (`trigger`) is remembered; an event with the same trigger waits for
-      the scheduled retry. Any new spec, deletion or request annotation runs as usual.
+    - `failed_on(uid, body)` / `backing_off(uid, body)`: a failed round writes failedAttempts,
+      and may write no observedGeneration (it raised, or a Ready certificate's call failed) or
+      leave a request annotation unhandled: the echo of that write would look like a spec
+      change or a request and run a round at once, bypassing the backoff (a storm of rounds,
+      issue #18 §5). Its trigger (`trigger`) is remembered; an event with the same trigger
+      waits for the scheduled retry. Any new spec, deletion or request annotation runs as usual.
     - `hold(uid, until)` / `held_for(uid, now)`: Key Vault said Retry-After; no round of that
       Certificate, whatever starts it (a source Secret's change, an edit), runs before `until`
       (issue #18 §2: a changed mergeFrom Secret polled a throttled vault 0.5 s into a 6 s wait).
@@ -196,6 +197,8 @@ class Rounds:
         self.attempts: dict[str, int] = {}
         self.raised_on: dict[str, tuple[object, ...]] = {}
         self.holds: dict[str, datetime] = {}
+        self.fresh: set[str] = set()
+        """Certificates whose re-list round was held: the held round still reads afresh."""
 
     def __contains__(self, uid: object) -> bool:
         return uid in self.locks
@@ -235,12 +238,12 @@ class Rounds:
         self.raised_on.pop(uid, None)
         return 0
 
-    def raised(self, uid: str, body: Mapping[str, Any]) -> None:
-        """The round for `body` raised: its retry is scheduled with backoff."""
+    def failed_on(self, uid: str, body: Mapping[str, Any]) -> None:
+        """The round for `body` failed: its retry is scheduled with backoff."""
         self.raised_on[uid] = trigger(body)
 
     def backing_off(self, uid: str, body: Mapping[str, Any]) -> bool:
-        """Whether `body` asks for nothing the round that raised did not already try."""
+        """Whether `body` asks for nothing the round that failed did not already try."""
         return self.raised_on.get(uid) == trigger(body)
 
     def hold(self, uid: str, until: datetime) -> None:
@@ -263,6 +266,7 @@ class Rounds:
         self.attempts.pop(uid, None)
         self.raised_on.pop(uid, None)
         self.holds.pop(uid, None)
+        self.fresh.discard(uid)
 
 
 def trigger(body: Mapping[str, Any]) -> tuple[object, ...]:

@@ -1,6 +1,7 @@
 """From a Certificate's vaultRef to a ready Key Vault client.
 
-Clients are cached per vault object and its generation: a changed spec (new URL, new
+Clients are cached per vault object (its uid: a KeyVault deleted and created again under its
+name is another object) and its generation: a changed spec (new URL, new
 credentials) gets a new client, and a 401 drops the cached one so that a rotated token Secret is
 picked up on the next reconcile. A status write or a label on the KeyVault changes nothing. A
 replaced client is closed only after RETIRE_SECONDS, so that calls in flight on it finish
@@ -60,6 +61,7 @@ class _Key:
     kind: str
     namespace: str | None
     name: str
+    uid: str
     generation: str
 
     def same_vault(self, other: _Key) -> bool:
@@ -87,6 +89,11 @@ class VaultClients:
         key = (cluster, None if cluster else meta.get("namespace"), str(meta.get("name")))
         if deleted:
             self._bodies.pop(key, None)
+            kind = "ClusterKeyVault" if cluster else "KeyVault"
+            for gone in [
+                k for k in self._clients if (k.kind, k.namespace, k.name) == (kind, *key[1:])
+            ]:
+                self._retire(self._clients.pop(gone))
         else:
             self._bodies[key] = dict(body)
 
@@ -110,6 +117,7 @@ class VaultClients:
             kind="ClusterKeyVault" if cluster else "KeyVault",
             namespace=None if cluster else meta.get("namespace"),
             name=name,
+            uid=str(meta.get("uid", "")),
             generation=str(meta.get("generation", "")),
         )
         # The common case, once per reconcile: this version's client exists. No parse and no

@@ -126,17 +126,22 @@ def test_a_create_blocked_by_someone_elses_operation_is_reported_and_never_loope
     creates = vault_ops.count(CREATES)
     kube.apply_certificate("taken", certificate_spec(keyvault, "taken-tls"))
 
-    body = kube.wait_condition("taken", "Stalled", "True", "Conflict")
-    op = body["status"]["operation"]
-    assert op["error"]["code"] == "Conflict"
-    assert "not managed by this Certificate" in op["error"]["message"]
-    assert op.get("requestId") is None, "someone else's operation is never adopted"
-    assert kube.condition("taken", "Ready")["reason"] == "Conflict"  # type: ignore[index]
-    kube.wait_event("taken", "Conflict")
-    assert vault_ops.count(CREATES) - creates == 1
+    # The first create reads the name first (issue #18 §4): someone else's certificate, with
+    # its pending operation, is NotOwned before any create is sent.
+    body = kube.wait_condition("taken", "Stalled", "True", "NotOwned")
+    ready = kube.condition("taken", "Ready")
+    assert ready is not None
+    assert ready["reason"] == "NotOwned"
+    assert "taken" in ready["message"]
+    assert "nothing is created" in ready["message"]
+    assert (body["status"].get("operation") or {}).get("requestId") is None, (
+        "someone else's operation is never adopted"
+    )
+    kube.wait_event("taken", "NotOwned")
+    assert vault_ops.count(CREATES) - creates == 0
 
     before = vault_ops.total()
-    never(lambda: vault_ops.total() > before, QUIET, "a Key Vault request after the conflict")
+    never(lambda: vault_ops.total() > before, QUIET, "a Key Vault request after the refusal")
     pending = vault_ops.pending("taken")
     assert pending is not None
     assert pending["request_id"] == theirs["request_id"]

@@ -88,6 +88,20 @@ def test_certificate_name_cannot_change_once_set(kube: Kube):
     kube.delete_certificate("web")
 
 
+def test_certificate_name_cannot_be_added_or_removed_later(kube: Kube):
+    kube.apply_certificate("web", VALID)
+    with pytest.raises(ApiException) as added:
+        kube.patch_certificate("web", {"spec": {"certificateName": "someone-elses"}})
+    assert added.value.status == 422
+    assert "certificateName is immutable" in str(added.value.body)
+    kube.delete_certificate("web")
+    kube.apply_certificate("web-b", {**VALID, "certificateName": "web-one"})
+    with pytest.raises(ApiException) as removed:
+        kube.patch_certificate("web-b", {"spec": {"certificateName": None}})
+    assert removed.value.status == 422
+    kube.delete_certificate("web-b")
+
+
 def test_a_keyvault_needs_exactly_one_credential(kube: Kube):
     body = {
         "apiVersion": "kvcert.io/v1alpha1",

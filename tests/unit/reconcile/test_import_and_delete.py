@@ -67,6 +67,18 @@ IMPORT_CASES = [
     ),
     pytest.param(
         make(importing(), import_secret=PFX),
+        ["ReadCertificate"],
+        None,
+        id="a first import reads whose the name is",
+    ),
+    pytest.param(
+        make(importing(), import_secret=PFX, certificate=cert(tags={})),
+        ["Emit"],
+        ("False", "NotOwned"),
+        id="a name kvcert does not manage is not imported into",
+    ),
+    pytest.param(
+        make(importing(), import_secret=PFX, certificate=NOT_FOUND),
         ["RecordIntent", "ImportCertificate"],
         ("False", "Issuing"),
         id="records the intent, then imports",
@@ -137,7 +149,8 @@ def test_import_transition(inp: Any, expected: list[str], ready: tuple[str, str]
 
 
 def test_import_carries_the_fingerprint_and_the_intent_marker() -> None:
-    record, action = reconcile(make(importing(), import_secret=PFX, marker="mk")).actions
+    inp = make(importing(), import_secret=PFX, marker="mk", certificate=NOT_FOUND)
+    record, action = reconcile(inp).actions
     assert isinstance(record, RecordIntent)
     assert isinstance(action, ImportCertificate)
     assert (action.secret_name, action.fingerprint, action.tags["kvcert-intent"]) == (

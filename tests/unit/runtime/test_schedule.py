@@ -181,7 +181,7 @@ def test_after_a_round_raised_only_its_own_echo_waits_for_the_backoff(
     """A round that raised writes failedAttempts but no observedGeneration: its echo must not
     run a round at once (1,763 rounds in 21 s were seen before), anything new must."""
     rounds = Rounds()
-    rounds.raised("u", _cert())
+    rounds.failed_on("u", _cert())
     assert rounds.backing_off("u", event) is waits
     rounds.ended("u", failed=False, attempt=1)
     assert not rounds.backing_off("u", _cert())
