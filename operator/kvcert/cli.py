@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from kvcert import __version__, operator_cli
+from kvcert.ctl import parser as ctl_cli
 from kvcert.devcluster import cli as devcluster_cli
 from kvcert.vault import cli as vault_cli
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     operator_cli.register(commands)
     vault_cli.register(commands)
     devcluster_cli.register(commands)
+    ctl_cli.register(commands)
     return parser
 
 
