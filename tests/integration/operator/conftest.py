@@ -124,7 +124,14 @@ def keyvault(kube: Kube, vault: LocalVault, operator: OperatorProcess) -> Iterat
     kube.keyvault("main", vault.url, "vault-token", vault.ca_path.read_text())
     yield "main"
     if operator.alive():
-        kube.delete_all_certificates()  # before the namespace, and no polling left behind
+        # Before the namespace, and no polling left behind; then the test's names leave the
+        # shared vault, so that no later test meets them as another Certificate's (NotOwned).
+        names = kube.delete_all_certificates()
+        ops = VaultOps(vault)
+        try:
+            ops.purge(names)
+        finally:
+            ops.close()
     if not operator.alive():
         pytest.fail(f"the operator died:\n{operator.log()}")
 

@@ -189,13 +189,17 @@ class Kube:
             GROUP, VERSION, self.namespace, "certificates", name, body
         )
 
-    def delete_all_certificates(self, timeout: float = 30.0) -> None:
-        """Delete every Certificate of the namespace and wait until they are gone."""
+    def delete_all_certificates(self, timeout: float = 30.0) -> list[str]:
+        """Delete every Certificate of the namespace and wait until they are gone; returns
+        their Key Vault names (spec.certificateName, else metadata.name)."""
         listed = self.custom.list_namespaced_custom_object(
             GROUP, VERSION, self.namespace, "certificates"
         )
+        names = []
         for item in listed.get("items", []):
             self.delete_certificate(item["metadata"]["name"])
+            spec = item.get("spec") or {}
+            names.append(spec.get("certificateName") or item["metadata"]["name"])
 
         def gone() -> bool:
             left = self.custom.list_namespaced_custom_object(
@@ -204,6 +208,7 @@ class Kube:
             return not left.get("items")
 
         wait_for(gone, timeout, "every Certificate deleted")
+        return names
 
     def wait_operation(
         self, name: str, predicate: Callable[[dict[str, Any]], object], timeout: float = 30.0
@@ -293,6 +298,16 @@ class VaultOps:
     def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
         params = {} if path.startswith("/_kvcert/") else {"api-version": self.API_VERSION}
         return self.http.request(method, path, params=params, json=body)
+
+    def purge(self, names: list[str]) -> None:
+        """Remove these certificates from the vault altogether (pending operation, certificate,
+        deleted certificate), whatever state they are in: a test leaves the shared session
+        vault without its names, which a later test's Certificate could not create into
+        (kvcert refuses a name another Certificate owns: NotOwned)."""
+        for name in names:
+            self.call("DELETE", f"/certificates/{name}/pending")
+            self.call("DELETE", f"/certificates/{name}")
+            self.call("DELETE", f"/deletedcertificates/{name}")
 
     def ok(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         response = self.call(method, path, body)
