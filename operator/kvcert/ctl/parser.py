@@ -23,13 +23,24 @@ DEFAULT_TIMEOUT = 300.0
 """Seconds `merge` waits for Ready by default."""
 
 
-def _connection() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("cluster")
-    group.add_argument("-n", "--namespace", help="default: the context's namespace, else default")
-    group.add_argument("--context", help="kubeconfig context (default: the current one)")
-    group.add_argument("--kubeconfig", help="default: KUBECONFIG, else ~/.kube/config")
-    return parent
+def _connection(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    """-n/--namespace, --context, --kubeconfig. The sub-commands' copies default to SUPPRESS, so
+    that the plugin's own (before the command, as `kubectl kvcert -n team-a status web`) are
+    not overwritten by a sub-command's defaults (argparse's sub-parsers write their defaults
+    over the parent's)."""
+    group = parser.add_argument_group("cluster")
+    group.add_argument(
+        "-n",
+        "--namespace",
+        default=default,
+        help="default: the context's namespace, else default",
+    )
+    group.add_argument(
+        "--context", default=default, help="kubeconfig context (default: the current one)"
+    )
+    group.add_argument(
+        "--kubeconfig", default=default, help="default: KUBECONFIG, else ~/.kube/config"
+    )
 
 
 def _output(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +51,8 @@ def _output(parser: argparse.ArgumentParser) -> None:
 
 def register(commands: Any) -> None:
     """Add status, csr, merge, renew, retry, cancel and inspect to a sub-parsers action."""
-    parent = _connection()
+    parent = argparse.ArgumentParser(add_help=False)
+    _connection(parent, argparse.SUPPRESS)
 
     def add(name: str, run: str, help_: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = commands.add_parser(
@@ -102,7 +114,11 @@ def _run(command: str, args: argparse.Namespace) -> int:
 
     run = getattr(merge if command == "run_merge" else commands, command)
     try:
-        cluster = Cluster(args.kubeconfig, args.context, args.namespace)
+        cluster = Cluster(
+            getattr(args, "kubeconfig", None),
+            getattr(args, "context", None),
+            getattr(args, "namespace", None),
+        )
         try:
             code: int = run(cluster, args)
         finally:
@@ -120,6 +136,7 @@ def build_plugin_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--version", action="version", version=f"kubectl-kvcert {__version__}")
+    _connection(parser)
     register(parser.add_subparsers(dest="command", required=True))
     return parser
 

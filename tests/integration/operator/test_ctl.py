@@ -5,6 +5,7 @@ status, csr, merge, renew, cancel, inspect secret, and its one-line errors and e
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import Cluster
 from tests.integration.operator.harness import (
@@ -250,3 +252,50 @@ def test_errors_are_one_line_with_the_fix_and_a_documented_exit_code(
     absent = ctl(cluster, kube, "status", "nope", kubeconfig=tmp_path / "none")
     assert absent.returncode == 5
     assert "check --kubeconfig, KUBECONFIG and --context" in absent.stderr
+
+
+def test_context_chooses_the_cluster_and_its_namespace_from_the_kubeconfig(
+    cluster: Cluster, kube: Kube, keyvault: str, tmp_path: Path
+):
+    """`--context` picks a context of the user's kubeconfig and, without -n, its namespace; the
+    current context is used otherwise (here one whose server does not answer: exit 5)."""
+    _self_signed(kube, "ctx-web")
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    real = config["contexts"][0]
+    config["contexts"] = [
+        {"name": "real", "context": {**real["context"], "namespace": kube.namespace}},
+        {"name": "away", "context": {**real["context"], "cluster": "away"}},
+    ]
+    server = config["clusters"][0]["cluster"]
+    config["clusters"].append(
+        {"name": "away", "cluster": {**server, "server": f"https://127.0.0.1:{_free_port()}"}}
+    )
+    config["current-context"] = "away"
+    kubeconfig = tmp_path / "two-contexts.yaml"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    where = ["--kubeconfig", str(kubeconfig)]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+
+    python = [sys.executable, "-m", "kvcert.cli"]
+    chosen = run(*python, "status", "ctx-web", *where, "--context", "real", "-o", "json")
+    assert chosen.returncode == 0, chosen.stderr
+    assert json.loads(chosen.stdout)["namespace"] == kube.namespace
+    # As a kubectl plugin the connection flags may come first, as in `kubectl kvcert -n ns ...`.
+    plugin = run(
+        str(KUBECTL_KVCERT), *where, "--context", "real", "status", "ctx-web", "-o", "json"
+    )
+    assert plugin.returncode == 0, plugin.stderr
+    assert json.loads(plugin.stdout)["name"] == "ctx-web"
+
+    current = run(*python, "status", "ctx-web", *where, "-n", kube.namespace)
+    assert current.returncode == 5
+    assert current.stderr.count("\n") == 1
+    assert "--context" in current.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
