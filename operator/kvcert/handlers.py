@@ -33,10 +33,12 @@ from kubernetes.client.exceptions import ApiException
 
 from kvcert.api.lifecycle import RENEW_ANNOTATION, RETRY_ANNOTATION
 from kvcert.runtime import kube as kube_api
+from kvcert.runtime import kubeconfig
 from kvcert.runtime.cache import newer
 from kvcert.runtime.clock import Clock
 from kvcert.runtime.events import EventRecorder
 from kvcert.runtime.index import CertificateIndex
+from kvcert.runtime.issuers import IssuerRounds
 from kvcert.runtime.loop import Context, reconcile_certificate, round_failed
 from kvcert.runtime.metrics import Metrics, MetricsServer
 from kvcert.runtime.probe import probe_vault
@@ -65,8 +67,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 60
     # Key material work runs in threads (asyncio.to_thread); Kubernetes calls do not.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=8))
-    api = kube_api.load_api_client()  # the source Secret watch's threads
-    memo.async_api = await kube_api.load_async_api_client()  # the reconcile path's
+    api = kubeconfig.load_api_client()  # the source Secret watch's threads
+    memo.async_api = await kubeconfig.load_async_api_client()  # the reconcile path's
     metrics = memo.metrics = Metrics()  # memo.metrics.set_leader(...) once elections run
     metrics.set_leader(True)  # this process reconciles from here on
     kube = kube_api.Kube(memo.async_api, metrics.kubernetes_request)
@@ -89,6 +91,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if ours.clock_file is not None:  # test-only: follow the clock file, re-evaluate deadlines
         log.warning("test clock in use: offset from %s", ours.clock_file)
         memo.clock_task = asyncio.create_task(clock.follow(memo.requeues.wake))
+    memo.issuers = IssuerRounds(memo.context, ours)
+    memo.issuers.start()
     memo.sources = SourceWatch(api, ours.namespaces, functools.partial(_source_changed, memo))
     memo.sources.start()
     memo.readiness = None
@@ -132,6 +136,7 @@ def _list_probe(kube: kube_api.Kube) -> ListProbe:
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     await memo.requeues.close()
+    await memo.issuers.close()
     if memo.get("clock_task") is not None:
         memo.clock_task.cancel()
     await memo.sources.close()
@@ -338,10 +343,12 @@ async def output_secret_event(
 
 
 def _source_changed(memo: kopf.Memo, namespace: str, secret: str) -> None:
-    """A labelled source Secret changed: reconcile every Certificate that reads it, now."""
+    """A labelled source Secret changed: reconcile every Certificate that reads it, and every
+    issuer whose password it holds, now."""
     for name, uid in memo.index.readers(namespace, secret):
         log.info("%s/%s: source Secret %s changed, reconciling", namespace, name, secret)
         memo.requeues.soon(uid, namespace, name)
+    memo.issuers.secret_changed(namespace, secret)
 
 
 @kopf.on.event(kube_api.GROUP, kube_api.VERSION, kube_api.KEYVAULTS)
@@ -366,6 +373,30 @@ async def _vault_event(
     memo.context.vaults.remember(snapshot, cluster=cluster, deleted=event.get("type") == "DELETED")
     if _needs_reconcile(event.get("type"), snapshot):
         await probe_vault(memo.context, snapshot, cluster=cluster)
+
+
+@kopf.on.event(kube_api.GROUP, kube_api.VERSION, kube_api.CERTIFICATEISSUERS)
+async def certificateissuer_event(
+    event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    await _issuer_event(event, body, memo, cluster=False)
+
+
+@kopf.on.event(kube_api.GROUP, kube_api.VERSION, kube_api.CLUSTERCERTIFICATEISSUERS)
+async def clustercertificateissuer_event(
+    event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    await _issuer_event(event, body, memo, cluster=True)
+
+
+async def _issuer_event(
+    event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, *, cluster: bool
+) -> None:
+    """Write the issuer to Key Vault when first seen, changed or deleted (kvcert.runtime.issuers);
+    the echoes of our own status and finalizer writes change no generation and are skipped."""
+    raw = _plain(event.get("object") or body)
+    kind = event.get("type")
+    await memo.issuers.on_event(kind, raw, cluster=cluster, needed=_needs_reconcile(kind, raw))
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:

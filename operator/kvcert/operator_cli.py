@@ -101,10 +101,10 @@ def run_operator(args: argparse.Namespace) -> int:
     crashpoints.arm(settings.crash_at)  # test-only; None (disarmed) unless KVCERT_CRASH_AT
     if settings.leader_election is not None:
         # A standby starts nothing of kopf's: it waits here, answering its probes.
-        from kvcert.runtime import kube, leader  # noqa: PLC0415
+        from kvcert.runtime import kubeconfig, leader  # noqa: PLC0415
 
         probes = [url for url in (settings.liveness, settings.readiness) if url]
-        api = kube.load_api_client(args.kubeconfig)
+        api = kubeconfig.load_api_client(args.kubeconfig)
         leader.await_leadership(settings.leader_election, api, probes, settings.metrics)
     import kopf  # noqa: PLC0415 - kopf is heavy; the vault and dev commands do not need it
     import uvloop  # noqa: PLC0415

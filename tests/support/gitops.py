@@ -20,7 +20,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CUSTOMIZATIONS = REPO / "deploy" / "argocd" / "resource_customizations" / "kvcert.io"
-KINDS = ("Certificate", "KeyVault", "ClusterKeyVault")
+KINDS = (
+    "Certificate",
+    "KeyVault",
+    "ClusterKeyVault",
+    "CertificateIssuer",
+    "ClusterCertificateIssuer",
+)
 ARGOCD_CM = REPO / "deploy" / "argocd" / "argocd-cm-health.yaml"
 ARGO_STATUSES = frozenset({"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"})
 

@@ -103,6 +103,15 @@ the operator makes; nothing else is granted, and there are no wildcards.
 - apiGroups: ["kvcert.io"]
   resources: ["keyvaults/status"]
   verbs: ["patch"]
+# CertificateIssuers: kopf lists and watches them; the operator reads one for a retry after a
+# failure and patches metadata.finalizers (kvcert.io/cleanup, held only for deletionPolicy Delete).
+- apiGroups: ["kvcert.io"]
+  resources: ["certificateissuers"]
+  verbs: ["get", "list", "watch", "patch"]
+# CertificateIssuer status: the ownership record (managed), the Ready and Stalled conditions.
+- apiGroups: ["kvcert.io"]
+  resources: ["certificateissuers/status"]
+  verbs: ["patch"]
 # Secrets: read the credential (token, client secret) Secrets of KeyVaults, the manual issuer's
 # signed chain (mergeFrom), PFX imports (importFrom) and the current output Secret; create and
 # update the output kubernetes.io/tls Secret. List and watch, always with a server-side label
@@ -124,7 +133,8 @@ the operator makes; nothing else is granted, and there are no wildcards.
 {{- end }}
 
 {{/*
-RBAC rules for the cluster-scoped ClusterKeyVaults, watched cluster-wide in every mode.
+RBAC rules for the cluster-scoped ClusterKeyVaults and ClusterCertificateIssuers, watched
+cluster-wide in every mode.
 */}}
 {{- define "kvcert.rules.cluster" -}}
 # ClusterKeyVaults: watched cluster-wide, and read when a Certificate refers to one.
@@ -134,5 +144,14 @@ RBAC rules for the cluster-scoped ClusterKeyVaults, watched cluster-wide in ever
 # ClusterKeyVault status: the Ready condition.
 - apiGroups: ["kvcert.io"]
   resources: ["clusterkeyvaults/status"]
+  verbs: ["patch"]
+# ClusterCertificateIssuers: watched cluster-wide, read for a retry after a failure, and their
+# metadata.finalizers patched (kvcert.io/cleanup, deletionPolicy Delete only).
+- apiGroups: ["kvcert.io"]
+  resources: ["clustercertificateissuers"]
+  verbs: ["get", "list", "watch", "patch"]
+# ClusterCertificateIssuer status: the ownership record and the Ready and Stalled conditions.
+- apiGroups: ["kvcert.io"]
+  resources: ["clustercertificateissuers/status"]
   verbs: ["patch"]
 {{- end }}

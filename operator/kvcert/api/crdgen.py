@@ -21,6 +21,11 @@ import yaml
 from kvcert.api import API_VERSION, GROUP, VERSION
 from kvcert.api.base import KvModel
 from kvcert.api.certificate import CertificateSpec
+from kvcert.api.issuer import (
+    CertificateIssuerSpec,
+    CertificateIssuerStatus,
+    ClusterCertificateIssuerSpec,
+)
 from kvcert.api.keyvault import KeyVaultSpec, KeyVaultStatus
 from kvcert.api.status import CertificateStatus
 
@@ -109,7 +114,41 @@ CLUSTERKEYVAULT = CrdKind(
     columns=(READY_COLUMN, Column("URL", ".spec.url"), AGE_COLUMN),
     description="A KeyVault usable from every namespace.",
 )
-KINDS: tuple[CrdKind, ...] = (CERTIFICATE, KEYVAULT, CLUSTERKEYVAULT)
+ISSUER_COLUMNS = (
+    READY_COLUMN,
+    Column("Issuer", ".status.issuer.id", priority=1),
+    Column("Provider", ".spec.provider"),
+    Column("Vault", ".spec.vaultRef.name"),
+    AGE_COLUMN,
+)
+CERTIFICATEISSUER = CrdKind(
+    kind="CertificateIssuer",
+    plural="certificateissuers",
+    scope="Namespaced",
+    short_names=("kvissuer",),
+    spec=CertificateIssuerSpec,
+    status=CertificateIssuerStatus,
+    columns=ISSUER_COLUMNS,
+    description="A Key Vault certificate issuer (DigiCert, GlobalSign, OneCert) in a KeyVault"
+    " of its namespace.",
+)
+CLUSTERCERTIFICATEISSUER = CrdKind(
+    kind="ClusterCertificateIssuer",
+    plural="clustercertificateissuers",
+    scope="Cluster",
+    short_names=("kvclusterissuer",),
+    spec=ClusterCertificateIssuerSpec,
+    status=CertificateIssuerStatus,
+    columns=ISSUER_COLUMNS,
+    description="A Key Vault certificate issuer in a ClusterKeyVault.",
+)
+KINDS: tuple[CrdKind, ...] = (
+    CERTIFICATE,
+    KEYVAULT,
+    CLUSTERKEYVAULT,
+    CERTIFICATEISSUER,
+    CLUSTERCERTIFICATEISSUER,
+)
 
 
 def structural_schema(model: type[KvModel]) -> dict[str, Any]:

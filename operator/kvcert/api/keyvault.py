@@ -23,6 +23,7 @@ from kvcert.api.base import (
     cel,
     section,
 )
+from kvcert.api.policy import EMAIL_MAX_LENGTH, EMAIL_PATTERN
 from kvcert.api.status import LIST_MAP_BY_TYPE, Condition
 
 AUTH_METHODS = ("workload_identity", "managed_identity", "client_secret", "token")
@@ -37,6 +38,23 @@ CA_BUNDLE_RULE = f"self == '' || self.contains('{PEM_CERTIFICATE}')"
 CA_BUNDLE_MESSAGE = (
     "caBundle must be PEM: one or more -----BEGIN CERTIFICATE----- blocks (or empty: the"
     " system's roots)"
+)
+
+CONTACTS_MAX_ITEMS = 20
+"""A vault's contact list is a handful of people or team mailboxes; a bound keeps the PUT small."""
+CONTACT_NAME_MAX_LENGTH = 256
+CONTACT_PHONE_MAX_LENGTH = 64
+CONTACT_PHONE_PATTERN = r"^[0-9A-Za-z+(). /-]+$"
+"""Digits, `+`, spaces and the usual separators (`(`, `)`, `.`, `/`, `-`), letters for `ext`."""
+CONTACTS_DESCRIPTION = (
+    "Certificate contacts of the vault: whom Key Vault emails before a certificate expires (its"
+    " lifetime action EmailContacts). Unset: kvcert leaves the vault's contacts alone. A list:"
+    " kvcert makes the vault's contacts exactly these (order and e-mail case aside). []: kvcert"
+    " deletes the vault's contacts. Applied when the object is first seen or its spec changes,"
+    " and reported in the ContactsApplied condition. Key Vault keeps one list per vault: two"
+    " KeyVault or ClusterKeyVault objects for the same vault with different contacts overwrite"
+    " each other, the last one probed wins (no loop: kvcert writes only on a spec change or a"
+    " restart). Give contacts on one object per vault."
 )
 
 AUTH_EXACTLY_ONE_RULE = (
@@ -122,6 +140,29 @@ class VaultAuth(KvModel):
         raise AssertionError("validated: exactly one method is set")  # pragma: no cover
 
 
+class Contact(KvModel):
+    """One certificate contact of the vault (REST 7.5: Contact, wire `email`, `name`, `phone`)."""
+
+    email: str = Field(
+        max_length=EMAIL_MAX_LENGTH,
+        pattern=EMAIL_PATTERN,
+        description="The e-mail address Key Vault writes to, e.g. pki-team@example.com.",
+    )
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CONTACT_NAME_MAX_LENGTH,
+        description="Who this is, e.g. PKI team.",
+    )
+    phone: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A phone number, e.g. +1 555 0100.",
+        max_length=CONTACT_PHONE_MAX_LENGTH,
+        pattern=CONTACT_PHONE_PATTERN,
+    )
+
+
 class KeyVaultSpec(KvModel):
     """Where the vault is and how to reach it."""
 
@@ -136,11 +177,28 @@ class KeyVaultSpec(KvModel):
         description="PEM of a private TLS root, e.g. the local vault's ca.crt.",
         json_schema_extra={"x-kubernetes-validations": [cel(CA_BUNDLE_RULE, CA_BUNDLE_MESSAGE)]},
     )
+    contacts: list[Contact] | None = Field(
+        default=None,
+        max_length=CONTACTS_MAX_ITEMS,
+        description=CONTACTS_DESCRIPTION,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["email"],
+        },
+    )
 
     @model_validator(mode="after")
     def _pem(self) -> KeyVaultSpec:
         if self.ca_bundle and PEM_CERTIFICATE not in self.ca_bundle:
             raise ValueError(CA_BUNDLE_MESSAGE)
+        return self
+
+    @model_validator(mode="after")
+    def _unique_emails(self) -> KeyVaultSpec:
+        """The CRD's list-map keyed by `email` refuses a repeated address; so does this."""
+        emails = [contact.email for contact in self.contacts or ()]
+        if len(set(emails)) != len(emails):
+            raise ValueError("contacts: each email may appear once")
         return self
 
 

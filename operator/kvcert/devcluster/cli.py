@@ -76,11 +76,11 @@ def _run_demo(
     demo.install_crds(kubectl)
     vault = stack.enter_context(processes.local_vault(directory, args.ca_delay))
     print(f"local Key Vault at {vault.url} (CA: {vault.ca_path})", flush=True)
-    demo.configure_vault(vault)
     api = stack.enter_context(demo.api_client(plane.kubeconfig))
     demo.create_vault_resource(api, vault)
     stack.enter_context(processes.operator(plane.kubeconfig, directory / "operator.log"))
     print(f"operator running (log: {directory / 'operator.log'})", flush=True)
+    demo.create_issuer(api)
     for example in demo.examples():
         subprocess.run([*kubectl, "apply", "-n", demo.NAMESPACE, "-f", str(example)], check=True)  # noqa: S603
     demo.sign_manual_request(api)

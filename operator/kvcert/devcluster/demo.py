@@ -1,8 +1,9 @@
 """`kvcert dev up`: everything kvcert needs, started locally, and the examples applied.
 
-The control plane, the local vault (with a simulated DigiCert issuer) and the operator run as
-child processes; examples/ is applied with kubectl, and the one step a human does for a manual
-certificate (signing its CSR with a CA of their choice) is done by a throwaway demo CA.
+The control plane, the local vault and the operator run as child processes; the simulated
+DigiCert issuer is declared as a CertificateIssuer (examples/certificateissuer.yaml) and waited
+for; examples/ is applied with kubectl, and the one step a human does for a manual certificate
+(signing its CSR with a CA of their choice) is done by a throwaway demo CA.
 """
 
 from __future__ import annotations
@@ -42,14 +43,41 @@ def install_crds(kubectl: list[str]) -> None:
     )
 
 
-def configure_vault(vault: RunningVault) -> None:
-    """A CA issuer in the vault, as a Key Vault administrator would set one up."""
-    body = {"provider": "DigiCert", "credentials": {"account_id": "demo", "pwd": "demo"}}
-    with vault.client() as http:
-        answer = http.put(
-            "/certificates/issuers/mydigicert", params={"api-version": "7.5"}, json=body
+ISSUER_EXAMPLE = REPO_ROOT / "examples" / "certificateissuer.yaml"
+ISSUER_PASSWORD = "demo-password"  # noqa: S105 - the local vault's simulated DigiCert account
+
+
+def create_issuer(api: client.ApiClient, timeout: float = 60) -> None:
+    """The CA issuer `mydigicert`, as a platform team declares it: its password Secret
+    (labelled so that a rotation is applied at once) and examples/certificateissuer.yaml, then
+    wait until the operator has written it to Key Vault (Ready), before any Certificate names
+    it (a create naming an issuer Key Vault does not have is refused)."""
+    issuer = yaml.safe_load(ISSUER_EXAMPLE.read_text())
+    secret = issuer["spec"]["passwordSecretRef"]
+    client.CoreV1Api(api).create_namespaced_secret(
+        NAMESPACE,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=secret["name"], labels={"kvcert.io/source": "true"}),
+            string_data={secret["key"]: ISSUER_PASSWORD},
+        ),
+    )
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "certificateissuers", issuer)
+    name = issuer["metadata"]["name"]
+    deadline = time.monotonic() + timeout
+    while True:
+        found: dict[str, Any] = custom.get_namespaced_custom_object(  # type: ignore[assignment]
+            GROUP, VERSION, NAMESPACE, "certificateissuers", name
         )
-        answer.raise_for_status()
+        conditions = (found.get("status") or {}).get("conditions") or []
+        ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+        if ready is not None and ready.get("status") == "True":
+            print(f"CertificateIssuer {name}: Ready ({ready.get('message')})", flush=True)
+            return
+        if time.monotonic() > deadline:
+            said = f"{ready.get('reason')}: {ready.get('message')}" if ready else "no status"
+            raise TimeoutError(f"CertificateIssuer {name} did not become Ready ({said})")
+        time.sleep(0.5)
 
 
 def create_vault_resource(api: client.ApiClient, vault: RunningVault) -> None:

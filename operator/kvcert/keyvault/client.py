@@ -17,13 +17,15 @@ import httpx
 
 from kvcert.keyvault import wire
 from kvcert.keyvault.convert import (
-    Issuer,
     certificate_from_wire,
-    issuer_from_wire,
     operation_from_wire,
 )
 from kvcert.keyvault.credentials import VaultCredential
-from kvcert.keyvault.errors import BadParameter, OperationNotInProgress, UnexpectedResponse
+from kvcert.keyvault.errors import (
+    BadParameter,
+    OperationNotInProgress,
+    UnexpectedResponse,
+)
 from kvcert.keyvault.observe import RequestObserver
 from kvcert.keyvault.policy import (
     CertificatePolicySpec,
@@ -38,10 +40,10 @@ from kvcert.keyvault.session import (
     make_ssl_context,
     parse_model,
 )
+from kvcert.keyvault.settings import VaultSettings, object_name
 from kvcert.reconcile.observed import ObservedCertificate, ObservedOperation
 
 SUPPORTED_API_VERSIONS = ("7.5", "7.6", "2025-07-01", "2026-04-01")
-_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _VERSION = re.compile(r"^[0-9A-Za-z]{1,64}$")
 
 
@@ -64,14 +66,7 @@ def _operation(response: httpx.Response) -> ObservedOperation:
     )
 
 
-def _name(name: str) -> str:
-    """Key Vault names are letters, digits and dashes: checking them keeps paths unambiguous."""
-    if not _NAME.match(name):
-        raise ValueError(f"invalid Key Vault object name {name[:40]!r}")
-    return name
-
-
-class KeyVaultClient:
+class KeyVaultClient(VaultSettings):
     """One vault. Create one per vault URL and credential; share its rate limiter with any
     other client of the same vault. Without `transport`, TLS trusts `ca_bundle_pem` alone when
     given, else the system roots; pass a prebuilt `ssl_context` (make_ssl_context, run off the
@@ -143,7 +138,7 @@ class KeyVaultClient:
         body = wire.CertificateCreateParameters(policy=policy, tags=dict(tags) if tags else None)
         response = await self._session.call(
             "POST",
-            f"/certificates/{_name(name)}/create",
+            f"/certificates/{object_name(name)}/create",
             expect=202,
             body=body,
             create=True,
@@ -158,7 +153,7 @@ class KeyVaultClient:
         with `request_id`, a 404 means the pending operation is not that one."""
         params = {"request_id": request_id} if request_id else None
         response = await self._session.call(
-            "GET", f"/certificates/{_name(name)}/pending", params=params
+            "GET", f"/certificates/{object_name(name)}/pending", params=params
         )
         return _operation(response)
 
@@ -168,7 +163,7 @@ class KeyVaultClient:
         body = wire.CertificateOperationUpdateParameter(cancellation_requested=True)
         try:
             response = await self._session.call(
-                "PATCH", f"/certificates/{_name(name)}/pending", body=body
+                "PATCH", f"/certificates/{object_name(name)}/pending", body=body
             )
         except BadParameter as exc:
             if "version" in exc.message.lower():  # an api-version rejection, not a state
@@ -184,7 +179,7 @@ class KeyVaultClient:
 
     async def delete_pending_operation(self, name: str) -> ObservedOperation:
         """Delete the pending object; returns it as it was. May not cancel at the provider."""
-        response = await self._session.call("DELETE", f"/certificates/{_name(name)}/pending")
+        response = await self._session.call("DELETE", f"/certificates/{object_name(name)}/pending")
         return _operation(response)
 
     async def merge_certificate(
@@ -203,7 +198,7 @@ class KeyVaultClient:
         )
         response = await self._session.call(
             "POST",
-            f"/certificates/{_name(name)}/pending/merge",
+            f"/certificates/{object_name(name)}/pending/merge",
             expect=201,
             body=body,
             idempotent=False,
@@ -246,7 +241,7 @@ class KeyVaultClient:
         )
         response = await self._session.call(
             "POST",
-            f"/certificates/{_name(name)}/import",
+            f"/certificates/{object_name(name)}/import",
             body=body,
             create=True,
             idempotent=False,
@@ -255,13 +250,13 @@ class KeyVaultClient:
 
     async def get_certificate(self, name: str, version: str | None = None) -> ObservedCertificate:
         """The given version, or the latest (which may be a pending one: enabled False)."""
-        path = f"/certificates/{_name(name)}/{self._version(version) if version else ''}"
+        path = f"/certificates/{object_name(name)}/{self._version(version) if version else ''}"
         response = await self._session.call("GET", path)
         return certificate_from_wire(parse_model(wire.CertificateBundle, response))
 
     async def get_certificate_secret(self, name: str, version: str) -> CertificateSecret:
         """The secret behind a certificate version: what the tls Secret is built from."""
-        path = f"/secrets/{_name(name)}/{self._version(version)}"
+        path = f"/secrets/{object_name(name)}/{self._version(version)}"
         response = await self._session.call("GET", path)
         bundle = parse_model(wire.SecretBundle, response)
         if bundle.value is None:
@@ -279,7 +274,15 @@ class KeyVaultClient:
         (Key Vault then keeps its default action)."""
         policy = build_lifetime_actions(actions)
         await self._session.call(
-            "PATCH", f"/certificates/{_name(name)}/policy", body=policy, idempotent=True
+            "PATCH", f"/certificates/{object_name(name)}/policy", body=policy, idempotent=True
+        )
+
+    async def update_policy(self, name: str, policy: CertificatePolicySpec) -> None:
+        """PATCH /certificates/{name}/policy with the whole policy (REST: UpdateCertificatePolicy):
+        Key Vault keeps it for the next version; the current version is unchanged."""
+        body = build_policy(policy)
+        await self._session.call(
+            "PATCH", f"/certificates/{object_name(name)}/policy", body=body, idempotent=True
         )
 
     async def update_tags(self, name: str, tags: Mapping[str, str]) -> ObservedCertificate:
@@ -287,13 +290,13 @@ class KeyVaultClient:
         the certificate's tags); the latest version, no new one."""
         body = wire.CertificateUpdateParameters(tags=dict(tags))
         response = await self._session.call(
-            "PATCH", f"/certificates/{_name(name)}/", body=body, idempotent=True
+            "PATCH", f"/certificates/{object_name(name)}/", body=body, idempotent=True
         )
         return certificate_from_wire(parse_model(wire.CertificateBundle, response))
 
     async def delete_certificate(self, name: str) -> ObservedCertificate:
         """Soft delete: the name stays taken until the deletion is purged or recovered."""
-        response = await self._session.call("DELETE", f"/certificates/{_name(name)}")
+        response = await self._session.call("DELETE", f"/certificates/{object_name(name)}")
         return certificate_from_wire(parse_model(wire.CertificateBundle, response))
 
     async def recover_deleted_certificate(self, name: str) -> ObservedCertificate:
@@ -301,42 +304,9 @@ class KeyVaultClient:
         Vault may finish the recovery after answering: the certificate reads back (GET) once it
         has. CertificateNotFound: nothing of that name is deleted (purged, or recovered)."""
         response = await self._session.call(
-            "POST", f"/deletedcertificates/{_name(name)}/recover", idempotent=False
+            "POST", f"/deletedcertificates/{object_name(name)}/recover", idempotent=False
         )
         return certificate_from_wire(parse_model(wire.CertificateBundle, response))
-
-    # --- issuers --------------------------------------------------------------------------------
-
-    async def get_issuer(self, name: str) -> Issuer:
-        response = await self._session.call("GET", f"/certificates/issuers/{_name(name)}")
-        return issuer_from_wire(name, parse_model(wire.IssuerBundle, response))
-
-    async def set_issuer(
-        self,
-        name: str,
-        provider: str,
-        *,
-        account_id: str | None = None,
-        password: str | None = None,
-        organization_id: str | None = None,
-        enabled: bool = True,
-    ) -> Issuer:
-        """Create or replace an issuer (e.g. provider DigiCert for the demo)."""
-        credentials = None
-        if account_id is not None or password is not None:
-            credentials = wire.IssuerCredentials.model_validate(
-                {"account_id": account_id, "pwd": password}
-            )
-        body = wire.CertificateIssuerSetParameters(
-            provider=provider,
-            credentials=credentials,
-            org_details=wire.OrganizationDetails(id=organization_id) if organization_id else None,
-            attributes=wire.IssuerAttributesIn(enabled=enabled),
-        )
-        response = await self._session.call(
-            "PUT", f"/certificates/issuers/{_name(name)}", body=body
-        )
-        return issuer_from_wire(name, parse_model(wire.IssuerBundle, response))
 
     @staticmethod
     def _version(version: str) -> str:

@@ -26,6 +26,7 @@ from kvcert.keyvault.errors import (
     UnexpectedResponse,
     scrub,
 )
+from kvcert.reconcile.issuer import Administrator, IssuerSettings, ObservedIssuer
 from kvcert.reconcile.observed import (
     CallError,
     LifetimeRule,
@@ -40,12 +41,30 @@ STATUS_DETAILS_MAX = 1000
 
 @dataclass(frozen=True)
 class Issuer:
-    """A certificate issuer configured in the vault (its credentials are never read back)."""
+    """A certificate issuer configured in the vault (its password is never read back)."""
 
     name: str
     provider: str
     account_id: str | None = None
     enabled: bool = True
+    organization_id: str | None = None
+    administrators: tuple[Administrator, ...] = ()
+    id: str = ""
+    created: datetime | None = None
+    updated: datetime | None = None
+
+    def observed(self) -> ObservedIssuer:
+        """As kvcert.reconcile.issuer compares it with a spec."""
+        settings = IssuerSettings(
+            provider=self.provider,
+            account_id=self.account_id,
+            organization_id=self.organization_id,
+            administrators=self.administrators,
+            enabled=self.enabled,
+        )
+        return ObservedIssuer(
+            id=self.id, settings=settings, created=self.created, updated=self.updated
+        )
 
 
 def operation_from_wire(
@@ -92,7 +111,16 @@ def certificate_from_wire(bundle: wire.CertificateBundle) -> ObservedCertificate
         pending_id=bundle.pending.id if bundle.pending else None,
         tags=dict(bundle.tags or {}),
         lifetime_actions=lifetime_rules(bundle.policy),
+        exportable=key_exportable(bundle.policy),
     )
+
+
+def key_exportable(policy: Mapping[str, Any] | None) -> bool | None:
+    """The policy's `key_props.exportable` (REST: KeyProperties), read leniently: None when
+    absent or not a boolean."""
+    key = policy.get("key_props") if isinstance(policy, Mapping) else None
+    value = key.get("exportable") if isinstance(key, Mapping) else None
+    return value if isinstance(value, bool) else None
 
 
 def lifetime_rules(policy: Mapping[str, Any] | None) -> tuple[LifetimeRule, ...] | None:
@@ -135,11 +163,28 @@ def call_error(error: KeyVaultError) -> CallError:
 
 
 def issuer_from_wire(name: str, bundle: wire.IssuerBundle) -> Issuer:
+    """REST: IssuerBundle. Empty strings are None, so that an echo compares equal to a spec
+    that left the field out."""
+    org = bundle.org_details
+    attributes = bundle.attributes
     return Issuer(
         name=name,
         provider=bundle.provider or "",
-        account_id=bundle.credentials.account_id if bundle.credentials else None,
-        enabled=True if bundle.attributes is None else bundle.attributes.enabled is not False,
+        account_id=(bundle.credentials.account_id or None) if bundle.credentials else None,
+        enabled=True if attributes is None else attributes.enabled is not False,
+        organization_id=(org.id or None) if org else None,
+        administrators=tuple(
+            Administrator(
+                first_name=item.first_name or None,
+                last_name=item.last_name or None,
+                email=item.email or None,
+                phone=item.phone or None,
+            )
+            for item in (org.admin_details if org and org.admin_details else ())
+        ),
+        id=bundle.id or "",
+        created=unix_to_datetime(attributes.created) if attributes else None,
+        updated=unix_to_datetime(attributes.updated) if attributes else None,
     )
 
 
@@ -197,3 +242,30 @@ def _b64decode(text: str, field: str) -> bytes:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise UnexpectedResponse(f"field {field!r} is not base64") from None
+
+
+# --- certificate contacts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A certificate contact of the vault (REST 7.5: Contact). An empty `name` or `phone` is
+    None, so that what Key Vault echoes compares equal to what was sent."""
+
+    email: str
+    name: str | None = None
+    phone: str | None = None
+
+    def key(self) -> tuple[str, str, str]:
+        """What makes two contacts the same: e-mail without case, name and phone as given."""
+        return (self.email.casefold(), self.name or "", self.phone or "")
+
+
+def contacts_from_wire(bundle: wire.Contacts) -> tuple[Contact, ...]:
+    """The vault's contacts in its order; an entry without an e-mail address is left out (it
+    could not be sent back, and Key Vault mails no one for it)."""
+    return tuple(
+        Contact(email=item.email, name=item.name or None, phone=item.phone or None)
+        for item in bundle.contacts or ()
+        if item.email
+    )

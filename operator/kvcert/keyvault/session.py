@@ -142,14 +142,16 @@ def error_from_response(response: httpx.Response) -> KeyVaultError:
 
 def _sent_secrets(request: httpx.Request) -> tuple[str, ...]:
     """The secrets a request carried, which an error answer quoting them must not show: its
-    bearer token and an import's password (`pwd`). Never kept beyond the error's making."""
+    bearer token, an import's password (`pwd`) and an issuer's (`credentials.pwd`, issue #19).
+    Never kept beyond the error's making."""
     found = []
     authorization = request.headers.get("authorization", "")
     if " " in authorization:
         found.append(authorization.split(" ", 1)[1])
     if b'"pwd"' in request.content:
         try:
-            password = json.loads(request.content).get("pwd")
+            sent = json.loads(request.content)
+            password = sent.get("pwd") or (sent.get("credentials") or {}).get("pwd")
         except (ValueError, AttributeError):
             password = None
         if isinstance(password, str) and password:

@@ -178,6 +178,15 @@ class CertificateIssuerSetParameters(Request):
     attributes: IssuerAttributesIn | None = None
 
 
+class CertificateIssuerUpdateParameters(Request):
+    """PATCH /certificates/issuers/{name}: every field optional; an absent one is kept."""
+
+    provider: str | None = None
+    credentials: IssuerCredentials | None = None
+    org_details: OrganizationDetails | None = None
+    attributes: IssuerAttributesIn | None = None
+
+
 # --- response bodies -------------------------------------------------------------------------
 
 
@@ -271,8 +280,49 @@ class IssuerAttributes(Response):
     updated: int | None = None
 
 
+class AdministratorDetailsOut(Response):
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class OrganizationDetailsOut(Response):
+    id: str | None = None
+    admin_details: list[AdministratorDetailsOut] | None = None
+
+
 class IssuerBundle(Response):
+    """Key Vault never returns `credentials.pwd`."""
+
     id: str | None = None
     provider: str | None = None
     credentials: IssuerCredentialsOut | None = None
+    org_details: OrganizationDetailsOut | None = None
     attributes: IssuerAttributes | None = None
+
+
+# --- certificate contacts (REST 7.5: Contacts, Contact) --------------------------------------
+
+
+class ContactIn(Request):
+    email: str
+    name: str | None = None
+    phone: str | None = None
+
+
+class ContactsSetParameters(Request):
+    """The body of PUT /certificates/contacts: the whole list, which replaces the vault's."""
+
+    contacts: list[ContactIn]
+
+
+class ContactOut(Response):
+    email: str | None = None
+    name: str | None = None
+    phone: str | None = None
+
+
+class Contacts(Response):
+    id: str | None = None
+    contacts: list[ContactOut] | None = None

@@ -5,25 +5,22 @@ the official client's generated API on aiohttp: no thread hop per call and one p
 connections (issue #17: the synchronous client in worker threads cost a thread hand-off per call
 and, with a pool smaller than the threads, a new TLS handshake per call beyond it). Its errors
 are re-raised as the synchronous client's ApiException (status and reason only), the one class
-the rest of the operator catches. The synchronous client (`load_api_client`) remains for what
-runs in threads of its own: the source Secret watch and leader election.
+the rest of the operator catches. The clients are made in kvcert.runtime.kubeconfig; the
+synchronous one remains for what runs in threads of its own: the source Secret watch and leader
+election.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes_asyncio import client as async_client
-from kubernetes_asyncio import config as async_config
 from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException
 
-from kvcert import __version__
 from kvcert.reconcile.observed import CallError
 
 GROUP = "kvcert.io"
@@ -31,6 +28,8 @@ VERSION = "v1alpha1"
 CERTIFICATES = "certificates"
 KEYVAULTS = "keyvaults"
 CLUSTERKEYVAULTS = "clusterkeyvaults"
+CERTIFICATEISSUERS = "certificateissuers"
+CLUSTERCERTIFICATEISSUERS = "clustercertificateissuers"
 FINALIZER = "kvcert.io/cleanup"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 CERTIFICATE_LABEL = "kvcert.io/certificate"
@@ -59,64 +58,6 @@ lock or a create slot for ever."""
 MERGE_PATCH = "application/merge-patch+json"
 """Every patch is a JSON merge patch: custom resources take no strategic merge patch, which
 kubernetes_asyncio would otherwise pick for a dict body."""
-
-USER_AGENT = f"kvcert-operator/{__version__}"
-"""What the API server's audit log shows for the operator's own requests (kopf's say kopf/)."""
-
-
-POOL_SIZE = 32
-"""Kubernetes calls in flight at once: the worker threads (handlers.configure) and the client's
-connection pool, sized alike. A pool smaller than the threads (the client's default is 5 per
-core) drops a connection after each call beyond it, and the next call pays a TLS handshake."""
-
-
-def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """In-cluster config inside a pod, else KUBECONFIG / ~/.kube/config; user agent USER_AGENT;
-    a connection pool of POOL_SIZE."""
-    configuration = client.Configuration()
-    configuration.connection_pool_maxsize = POOL_SIZE
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        api = client.ApiClient(configuration)
-    else:
-        # The client reads KUBECONFIG once, when it is imported; read it now instead.
-        path = kubeconfig or os.environ.get("KUBECONFIG") or None
-        api = cast(
-            client.ApiClient,
-            config.new_client_from_config(config_file=path, client_configuration=configuration),  # type: ignore[no-untyped-call]
-        )
-    api.user_agent = USER_AGENT
-    return api
-
-
-async def load_async_api_client(kubeconfig: str | None = None) -> async_client.ApiClient:
-    """The reconcile path's client (kubernetes_asyncio), configured as `load_api_client`;
-    call on the event loop that will use it, and `await api.close()` when done."""
-    configuration = async_client.Configuration()
-    configuration.connection_pool_maxsize = POOL_SIZE
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        async_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    else:
-        path = kubeconfig or os.environ.get("KUBECONFIG") or None
-        await async_config.load_kube_config(config_file=path, client_configuration=configuration)
-    api = async_client.ApiClient(configuration)
-    api.user_agent = USER_AGENT
-    ignore_proxy_environment(api)
-    return api
-
-
-def ignore_proxy_environment(api: async_client.ApiClient) -> None:
-    """Stop aiohttp reading HTTP(S)_PROXY and ~/.netrc for every request.
-
-    kubernetes_asyncio opens its aiohttp session with `trust_env=True`, and aiohttp then looks
-    up the proxy environment and the netrc file in a worker thread on *each* request: in the
-    profile of a 1,000-certificate run, that thread hop was the largest single cost of a
-    Kubernetes call (issue #17). The API server is reached as the kubeconfig says (its `proxy-url`
-    is still honoured by kubernetes_asyncio itself); the environment's proxy is for Key Vault.
-    aiohttp has no public setter, hence the attribute (pinned by
-    tests/unit/runtime/test_kube_client.py)."""
-    session = api.rest_client.pool_manager
-    session._trust_env = False
 
 
 def call_error(error: ApiException) -> CallError:
@@ -280,6 +221,55 @@ class Kube:
             name,
             {"metadata": {"finalizers": finalizers}},
             _content_type=MERGE_PATCH,
+        )
+
+    async def get_custom(
+        self, plural: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        """A kvcert.io object (namespace None: a cluster-scoped kind); None when it is gone."""
+        call: Callable[..., Awaitable[Any]]
+        args: tuple[str, ...]
+        if namespace is None:
+            call, args = self._custom.get_cluster_custom_object, (GROUP, VERSION, plural, name)
+        else:
+            call = self._custom.get_namespaced_custom_object
+            args = (GROUP, VERSION, namespace, plural, name)
+        try:
+            return await self._call_json("get", plural, call, *args)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def patch_custom(
+        self,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        body: Mapping[str, Any],
+        *,
+        status: bool = False,
+    ) -> None:
+        """Merge-patch a kvcert.io object, or its status subresource with `status`: `body` is
+        the whole patch ({"status": ...} or {"metadata": {"finalizers": ...}})."""
+        call: Callable[..., Awaitable[Any]]
+        if namespace is None:
+            call = (
+                self._custom.patch_cluster_custom_object_status
+                if status
+                else self._custom.patch_cluster_custom_object
+            )
+            args: tuple[Any, ...] = (GROUP, VERSION, plural, name)
+        else:
+            call = (
+                self._custom.patch_namespaced_custom_object_status
+                if status
+                else self._custom.patch_namespaced_custom_object
+            )
+            args = (GROUP, VERSION, namespace, plural, name)
+        resource = f"{plural}/status" if status else plural
+        await self._call_json(
+            "patch", resource, call, *args, dict(body), _content_type=MERGE_PATCH, _parse=False
         )
 
     async def list_one(self, plural: str, namespace: str | None) -> None:

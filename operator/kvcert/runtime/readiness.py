@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from kvcert.runtime.kube import CERTIFICATES, CLUSTERKEYVAULTS, KEYVAULTS
+from kvcert.runtime.kube import (
+    CERTIFICATEISSUERS,
+    CERTIFICATES,
+    CLUSTERCERTIFICATEISSUERS,
+    CLUSTERKEYVAULTS,
+    KEYVAULTS,
+)
 
 log = logging.getLogger("kvcert.readiness")
 
@@ -47,8 +53,9 @@ def watched_lists(namespaces: tuple[str, ...]) -> list[tuple[str, str | None]]:
     """The (plural, namespace) pairs kopf watches: namespaced kinds in each namespace or
     cluster-wide (namespace None), and cluster-scoped kinds always cluster-wide."""
     scopes: tuple[str | None, ...] = namespaces or (None,)
-    pairs = [(plural, scope) for plural in (CERTIFICATES, KEYVAULTS) for scope in scopes]
-    return [*pairs, (CLUSTERKEYVAULTS, None)]
+    namespaced = (CERTIFICATES, KEYVAULTS, CERTIFICATEISSUERS)
+    pairs = [(plural, scope) for plural in namespaced for scope in scopes]
+    return [*pairs, (CLUSTERKEYVAULTS, None), (CLUSTERCERTIFICATEISSUERS, None)]
 
 
 def parse_endpoint(url: str) -> tuple[str, int, str]:

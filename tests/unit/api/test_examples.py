@@ -9,10 +9,16 @@ import pytest
 import yaml
 
 from kvcert.api.certificate import Certificate
+from kvcert.api.issuer import CertificateIssuer, ClusterCertificateIssuer
 from kvcert.api.keyvault import KeyVault
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-MODELS = {"Certificate": Certificate, "KeyVault": KeyVault}
+MODELS = {
+    "Certificate": Certificate,
+    "KeyVault": KeyVault,
+    "CertificateIssuer": CertificateIssuer,
+    "ClusterCertificateIssuer": ClusterCertificateIssuer,
+}
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)

@@ -119,7 +119,7 @@ def test_a_stale_status_is_progressing_whatever_it_says() -> None:
 
 @pytest.mark.parametrize("kind", ["KeyVault", "ClusterKeyVault"])
 def test_vault_reasons_are_the_probes(kind: str) -> None:
-    written = set(re.findall(r"return (?:True|False), \"(\w+)\"", PROBE.read_text()))
+    written = set(re.findall(r"Verdict\((?:True|False), \"(\w+)\"", PROBE.read_text()))
     assert written, "probe.py's reasons moved: update this test"
     assert set(declared(kind)) == written
     for reason, health in declared(kind).items():

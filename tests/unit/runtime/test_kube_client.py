@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from kvcert.runtime import kube
+from kvcert.runtime import kube, kubeconfig
 
 KUBECONFIG = """\
 apiVersion: v1
@@ -26,12 +26,12 @@ async def test_the_client_ignores_the_proxy_environment_and_says_who_it_is(
     path = tmp_path / "kubeconfig"
     path.write_text(KUBECONFIG)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    api = await kube.load_async_api_client(str(path))
+    api = await kubeconfig.load_async_api_client(str(path))
     try:
         session = api.rest_client.pool_manager
         assert session.trust_env is False  # no proxy/netrc lookup in a thread per request
-        assert api.user_agent == kube.USER_AGENT
-        assert api.configuration.connection_pool_maxsize == kube.POOL_SIZE
+        assert api.user_agent == kubeconfig.USER_AGENT
+        assert api.configuration.connection_pool_maxsize == kubeconfig.POOL_SIZE
     finally:
         await api.close()
 

@@ -14,7 +14,13 @@ from kvcert.runtime.readiness import ListFailed, Readiness, parse_endpoint, watc
     [
         pytest.param(
             (),
-            [("certificates", None), ("keyvaults", None), ("clusterkeyvaults", None)],
+            [
+                ("certificates", None),
+                ("keyvaults", None),
+                ("certificateissuers", None),
+                ("clusterkeyvaults", None),
+                ("clustercertificateissuers", None),
+            ],
             id="cluster-wide lists every kind across all namespaces",
         ),
         pytest.param(
@@ -24,7 +30,10 @@ from kvcert.runtime.readiness import ListFailed, Readiness, parse_endpoint, watc
                 ("certificates", "b"),
                 ("keyvaults", "a"),
                 ("keyvaults", "b"),
+                ("certificateissuers", "a"),
+                ("certificateissuers", "b"),
                 ("clusterkeyvaults", None),
+                ("clustercertificateissuers", None),
             ],
             id="watched namespaces list namespaced kinds in each, ClusterKeyVaults cluster-wide",
         ),
@@ -85,6 +94,8 @@ async def test_ready_once_every_list_answered_and_lists_that_answered_are_not_re
             "certificates": [None],
             "keyvaults": [ListFailed(403, "Forbidden"), None],
             "clusterkeyvaults": [None],
+            "certificateissuers": [None],
+            "clustercertificateissuers": [None],
         }
     )
     readiness = _readiness(probe)
@@ -100,6 +111,8 @@ async def test_a_refused_list_is_named_and_retried():
             "certificates": [None],
             "keyvaults": [ListFailed(403, "Forbidden")],
             "clusterkeyvaults": [None],
+            "certificateissuers": [None],
+            "clustercertificateissuers": [None],
         }
     )
     readiness = _readiness(probe)
@@ -118,6 +131,8 @@ async def test_a_missing_crd_is_final_and_says_to_restart():
             "certificates": [ListFailed(404, "Not Found")],
             "keyvaults": [None],
             "clusterkeyvaults": [None],
+            "certificateissuers": [None],
+            "clustercertificateissuers": [None],
         }
     )
     readiness = _readiness(probe)

@@ -1,0 +1,31 @@
+"""The closed set of CertificateIssuer / ClusterCertificateIssuer reasons (issue #19 §2).
+
+The same strings in the Ready condition, in Events and in the Argo CD health check
+(deploy/argocd/resource_customizations/kvcert.io/CertificateIssuer). Each member's comment is its
+one-line meaning. Certificates' reasons live in kvcert.reconcile.reasons.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class IssuerReason(enum.StrEnum):
+    # done
+    CONFIGURED = "Configured"  # Key Vault has the issuer as the spec says (Ready True)
+    ADOPTED = "Adopted"  # an issuer kvcert did not manage was taken over (spec.adopt: true)
+    DELETED = "Deleted"  # the issuer was deleted from Key Vault (deletionPolicy Delete)
+    # waiting for something that may come by itself (retried with backoff)
+    VAULT_NOT_READY = "VaultNotReady"  # the KeyVault / ClusterKeyVault cannot be used now
+    PASSWORD_NOT_FOUND = "PasswordNotFound"  # noqa: S105 - the password Secret or key is missing
+    KEY_VAULT_ERROR = "KeyVaultError"  # Key Vault failed or could not be reached
+    # needs a human (Stalled True)
+    INVALID_SPEC = "InvalidSpec"  # the spec does not satisfy the resource's rules
+    NOT_OWNED = "NotOwned"  # an issuer of that name exists and kvcert does not manage it
+    REJECTED = "Rejected"  # Key Vault refused the issuer as invalid (400) or forbidden (403)
+
+
+STALLED_REASONS = frozenset(
+    {IssuerReason.INVALID_SPEC, IssuerReason.NOT_OWNED, IssuerReason.REJECTED}
+)
+"""Ready=False reasons that no retry can fix: the Stalled condition is True with them."""
