@@ -26,6 +26,7 @@ from kvcert.api.base import (
 )
 from kvcert.api.lifecycle import (
     DURATION_PATTERN,
+    EXISTING_REFRESH,
     MAX_USER_TAGS,
     MIN_REFRESH,
     REFRESH_MESSAGE,
@@ -72,6 +73,7 @@ __all__ = [  # the policy's names are re-exported: callers import them from here
     "SUBJECT_PATTERN",
     "_SUBJECT_RE",
     "Certificate",
+    "CertificateSource",
     "CertificateSpec",
     "ContentType",
     "Curve",
@@ -101,7 +103,46 @@ IMMUTABLE_NAME_RULE = (
 """Set at creation or never: added later, it would point an issued Certificate at a name whose
 ownership was never checked (issue #18 review)."""
 MERGE_IMPORT_EXCLUSIVE_RULE = "!(has(self.mergeFrom) && has(self.importFrom))"
-POLICY_OR_IMPORT_RULE = "has(self.policy) || has(self.importFrom)"
+EXISTING_RULE = "has(self.source) && self.source == 'Existing'"
+POLICY_OR_IMPORT_RULE = f"has(self.policy) || has(self.importFrom) || ({EXISTING_RULE})"
+POLICY_OR_IMPORT_MESSAGE = "policy is required unless importFrom is set or source is Existing"
+EXISTING_FIX = "remove it, or set source: Managed (kvcert then creates and renews the certificate)"
+EXISTING_REFUSALS: tuple[tuple[str, str, str], ...] = (
+    # (spec field as users write it, CEL condition that the field is set, message)
+    ("policy", "has(self.policy)", "policy"),
+    ("merge_from", "has(self.mergeFrom)", "mergeFrom"),
+    ("import_from", "has(self.importFrom)", "importFrom"),
+    ("cancel", "has(self.cancel) && self.cancel", "cancel: true"),
+    ("renew_before", "has(self.renewBefore)", "renewBefore"),
+    ("renew_before_percentage", "has(self.renewBeforePercentage)", "renewBeforePercentage"),
+    ("tags", "has(self.tags)", "tags"),
+    (
+        "deletion_policy",
+        "has(self.deletionPolicy) && self.deletionPolicy != 'Retain'",
+        "deletionPolicy other than Retain",
+    ),
+    (
+        "on_soft_deleted",
+        "has(self.onSoftDeleted) && self.onSoftDeleted == 'Recover'",
+        "onSoftDeleted: Recover",
+    ),
+    ("adopt", "has(self.adopt) && self.adopt", "adopt: true"),
+)
+"""What source Existing refuses (issue #19 §3): kvcert only reads and delivers such a
+certificate, so every field that would write to Key Vault (or adopt it) is a mistake to say so."""
+
+
+def existing_message(field: str) -> str:
+    """The refusal of `field` (as users write it) with source Existing, naming the fix."""
+    return (
+        f"{field} is not allowed with source Existing (kvcert only delivers the Key Vault"
+        f" certificate, it never writes to it): {EXISTING_FIX}"
+    )
+
+
+class CertificateSource(enum.StrEnum):
+    MANAGED = "Managed"  # kvcert creates (or imports), renews and updates it in Key Vault
+    EXISTING = "Existing"  # kvcert only delivers the Key Vault certificate's current version
 
 
 class VaultKind(enum.StrEnum):
@@ -153,13 +194,29 @@ class CertificateSpec(KvModel):
             "x-kubernetes-validations": [
                 cel(IMMUTABLE_NAME_RULE, "certificateName is immutable"),
                 cel(MERGE_IMPORT_EXCLUSIVE_RULE, "mergeFrom and importFrom are mutually exclusive"),
-                cel(POLICY_OR_IMPORT_RULE, "policy is required unless importFrom is set"),
+                cel(POLICY_OR_IMPORT_RULE, POLICY_OR_IMPORT_MESSAGE),
                 cel(RENEW_BEFORE_EXCLUSIVE_RULE, RENEW_BEFORE_EXCLUSIVE_MESSAGE),
+                *(
+                    cel(f"!({EXISTING_RULE}) || !({when})", existing_message(field))
+                    for _, when, field in EXISTING_REFUSALS
+                ),
             ]
         }
     )
 
     vault_ref: VaultRef
+    source: CertificateSource = Field(
+        default=CertificateSource.MANAGED,
+        description="Managed: kvcert creates, renews and updates the Key Vault certificate;"
+        " Existing: kvcert only delivers the current version of a certificate that exists in"
+        " Key Vault, looking for new versions every refreshInterval (default 1h)",
+    )
+    adopt: bool = Field(
+        default=False,
+        description="source Managed: a Key Vault certificate of that name that kvcert does not"
+        " manage yet is adopted (tagged managed-by: kvcert, the policy applied in place) instead"
+        " of refused; never one another Certificate manages",
+    )
     certificate_name: str | None = Field(
         default=None,
         max_length=127,
@@ -201,7 +258,7 @@ class CertificateSpec(KvModel):
         default=None,
         pattern=DURATION_PATTERN,
         description="also look for versions made outside kvcert this often, at least 1m"
-        " (default: never)",
+        " (default: never; 1h for source Existing)",
         json_schema_extra={"x-kubernetes-validations": [cel(REFRESH_RULE, REFRESH_MESSAGE)]},
     )
     tags: dict[str, Annotated[str, Field(max_length=256)]] | None = Field(
@@ -220,8 +277,13 @@ class CertificateSpec(KvModel):
     def _sources(self) -> CertificateSpec:
         if self.merge_from is not None and self.import_from is not None:
             raise ValueError("mergeFrom and importFrom are mutually exclusive")
-        if self.policy is None and self.import_from is None:
-            raise ValueError("policy is required unless importFrom is set")
+        existing = self.source is CertificateSource.EXISTING
+        if self.policy is None and self.import_from is None and not existing:
+            raise ValueError(POLICY_OR_IMPORT_MESSAGE)
+        if existing:
+            for attribute, _, field in EXISTING_REFUSALS:
+                if _refused_with_existing(attribute, getattr(self, attribute)):
+                    raise ValueError(existing_message(field))
         types = [item.type for item in self.additional_output_formats or ()]
         if len(set(types)) != len(types):
             raise ValueError(UNIQUE_FORMATS_MESSAGE)
@@ -244,6 +306,16 @@ class CertificateSpec(KvModel):
     def refresh_delta(self) -> timedelta | None:
         """spec.refreshInterval as a timedelta (None when unset)."""
         return parse_duration(self.refresh_interval) if self.refresh_interval else None
+
+    @property
+    def existing(self) -> bool:
+        """source Existing: kvcert only delivers (issue #19 §3)."""
+        return self.source is CertificateSource.EXISTING
+
+    def look_interval(self) -> timedelta:
+        """How often a source Existing certificate is looked at: spec.refreshInterval, else
+        EXISTING_REFRESH (1h, as akv2k8s and External Secrets poll)."""
+        return self.refresh_delta() or EXISTING_REFRESH
 
 
 class Certificate(KvModel):
@@ -287,6 +359,17 @@ def parse_certificate_status(raw: Mapping[str, Any]) -> CertificateStatus:
         return CertificateStatus.model_validate(dict(raw))
     except ValidationError:
         return CertificateStatus()
+
+
+def _refused_with_existing(attribute: str, value: object) -> bool:
+    """Whether `value` of the spec attribute is one EXISTING_REFUSALS lists as set."""
+    if attribute == "deletion_policy":
+        return value is not DeletionPolicy.RETAIN
+    if attribute == "on_soft_deleted":
+        return value is OnSoftDeleted.RECOVER
+    if isinstance(value, bool):
+        return value
+    return value is not None
 
 
 def _is_certificate_name(name: str) -> bool:

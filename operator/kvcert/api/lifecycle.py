@@ -40,6 +40,11 @@ TAG_NAMES_MESSAGE: Final = f"tag names must be 1 to {TAG_NAME_MAX_LENGTH} charac
 MIN_REFRESH: Final = timedelta(minutes=1)
 """The shortest refreshInterval: each look is a Key Vault read and may be a status write, and
 `0s` made a look every second for ever."""
+EXISTING_REFRESH: Final = timedelta(hours=1)
+"""refreshInterval of a source Existing certificate when the spec sets none (issue #19 §3)."""
+EXISTING_JITTER: Final = 0.1
+"""A source Existing certificate's looks start up to this share of refreshInterval late (drawn
+once per spec), so that certificates applied together do not all look at the same second."""
 REFRESH_RULE: Final = "duration(self) >= duration('1m')"
 REFRESH_MESSAGE: Final = "refreshInterval must be at least 1m"
 RENEW_BEFORE_EXCLUSIVE_RULE: Final = "!(has(self.renewBefore) && has(self.renewBeforePercentage))"

@@ -129,7 +129,9 @@ class CertificateStatus(KvModel):
     renewal_time: datetime | None = Field(
         default=None,
         description="when kvcert next looks at Key Vault for this certificate: its AutoRenew"
-        " point, its renewBefore point, or its refreshInterval",
+        " point, its renewBefore point, or its refreshInterval; for source Existing, the first"
+        " look of a schedule that repeats every refreshInterval (set when the spec changes, so"
+        " that an idle look costs no status write)",
     )
     handled_requests: HandledRequests | None = None
     applied_update: str | None = Field(

@@ -2,7 +2,8 @@
 that dict as one screen of text.
 
 The dict (what `--output json|yaml` prints) has: name, namespace, spec (vault, certificateName,
-issuer, subject, dnsNames, emails, upns, secretName, mergeFrom, importFrom, cancel), conditions
+source, refreshInterval, adopt, issuer, subject, dnsNames, emails, upns, secretName, mergeFrom,
+importFrom, cancel), conditions
 (type, status, reason, message, lastTransitionTime), failedAttempts and lastFailureTime (when
 set), operation (requestId, status, issuer, statusDetails, error, csrRef, merge, cancelRefused;
 null when none), certificate (version, serialNumber, x5t, notBefore, notAfter; null before the
@@ -14,8 +15,10 @@ the text adds ages (`42s`, `5m`, `3h`, `2d`) computed against `now`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from kvcert.api.lifecycle import EXISTING_REFRESH, parse_duration
 
 EVENTS_SHOWN = 10
 
@@ -58,6 +61,9 @@ def spec_facts(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "vault": f"{vault_ref.get('kind', 'KeyVault')}/{vault_ref.get('name', '')}",
         "certificateName": spec.get("certificateName"),
+        "source": spec.get("source") or "Managed",
+        "refreshInterval": spec.get("refreshInterval"),
+        "adopt": bool(spec.get("adopt", False)),
         "issuer": (policy.get("issuer") or {}).get("name"),
         "subject": policy.get("subject"),
         "dnsNames": policy.get("dnsNames") or [],
@@ -140,6 +146,15 @@ def render(facts: Mapping[str, Any], now: datetime) -> str:
     lines.append(f"  Vault:       {spec['vault']}")
     if spec["certificateName"]:
         lines.append(f"  Key Vault certificate: {spec['certificateName']}")
+    existing = spec.get("source") == "Existing"
+    if existing:
+        every = spec.get("refreshInterval") or "1h"
+        lines.append(f"  Source:      Existing (kvcert only delivers; looks every {every})")
+        refresh = next_refresh(facts.get("renewalTime"), spec.get("refreshInterval"), now)
+        if refresh is not None:
+            lines.append(f"  Next refresh: {_iso(refresh)} ({age(refresh, now)})")
+    elif spec.get("adopt"):
+        lines.append("  Source:      Managed (spec.adopt: true)")
     lines.append(f"  Issuer:      {spec['issuer'] or '-'}")
     lines.append(f"  Subject:     {spec['subject'] or '-'}")
     names = [f"DNS:{n}" for n in spec["dnsNames"]] + [f"email:{n}" for n in spec["emails"]]
@@ -166,7 +181,8 @@ def render(facts: Mapping[str, Any], now: datetime) -> str:
         when = age(facts.get("lastFailureTime"), now)
         lines.append(f"Failed attempts: {facts['failedAttempts']} (last {when} ago)")
     lines.extend(_operation_lines(facts["operation"]))
-    lines.extend(_certificate_lines(facts["certificate"], facts.get("renewalTime"), now))
+    renewal = None if existing else facts.get("renewalTime")
+    lines.extend(_certificate_lines(facts["certificate"], renewal, now))
     lines.extend(_secret_lines(facts["secret"]))
     lines.append("Events:")
     if not facts["events"]:
@@ -178,6 +194,24 @@ def render(facts: Mapping[str, Any], now: datetime) -> str:
             f" {event['message'] or ''}{count}"
         )
     return "\n".join(lines) + "\n"
+
+
+def next_refresh(anchor: str | None, interval: str | None, now: datetime) -> datetime | None:
+    """A source Existing certificate's next look: status.renewalTime (the schedule's first look)
+    plus whole refreshIntervals (default 1h), the first after `now`; None when unknown. The
+    operator writes renewalTime only when the spec changes, so this is computed, not read."""
+    if not anchor:
+        return None
+    try:
+        start = datetime.fromisoformat(anchor.replace("Z", "+00:00"))
+        step = parse_duration(interval) if interval else EXISTING_REFRESH
+    except ValueError:
+        return None
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    if step <= timedelta(0) or start > now:
+        return start
+    return start + step * ((now - start) // step + 1)
 
 
 def _operation_lines(op: Mapping[str, Any] | None) -> list[str]:

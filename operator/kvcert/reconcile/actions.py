@@ -113,13 +113,16 @@ class RecoverCertificate:
 @dataclass(frozen=True)
 class UpdateInPlace:
     """Apply what Key Vault changes without a new version (issue #15 §3): PATCH .../policy
-    with `lifetime_actions` when not None, then PATCH /certificates/{name}/ with `tags` when
-    not None. `digest` is what status.appliedUpdate records once both succeeded."""
+    with `lifetime_actions` when not None (or the whole `policy` when not None: an adoption,
+    issue #19 §3; Key Vault uses it for the next version), then PATCH /certificates/{name}/
+    with `tags` when not None. `digest` is what status.appliedUpdate records once both
+    succeeded."""
 
     certificate_name: str
     digest: str
     lifetime_actions: tuple[LifetimeAction, ...] | None = None
     tags: Mapping[str, str] | None = None
+    policy: Policy | None = None
     effect: ClassVar[bool] = True
 
 

@@ -9,7 +9,9 @@ and a requeue hint). There are no side effects here: no I/O, no clock, no random
 from __future__ import annotations
 
 from kvcert.reconcile import (
+    adopt,
     deletion,
+    existing,
     lifecycle,
     operation,
     pending,
@@ -59,6 +61,9 @@ def reconcile(inp: Input) -> Decision:
         verdict = Verdict(Reason.VAULT_NOT_READY, message, issuing=current.in_progress)
         delay = backoff(inp.attempt, inp.jitter)
         return conclude(inp, verdict, current, rung="vault not ready", requeue_after=delay)
+    # source Existing: only read and deliver; nothing is ever written to Key Vault.
+    if spec.existing:
+        return existing.decide(inp, spec, current)
     # A create or import met 409: adopt the pending operation if it is ours, else report it.
     if (conflict := inp.last(Conflict)) is not None and (
         decided := requests.conflict(inp, current, conflict)
@@ -76,6 +81,10 @@ def reconcile(inp: Input) -> Decision:
     # importFrom: import the Secret's content once per distinct content.
     if spec.import_from is not None:
         return requests.import_source(inp, spec, current)
+    # spec.adopt: a certificate of the name that is not ours yet is adopted in place (tagged,
+    # the policy applied for the next version), never created anew; another's is refused.
+    if (decided := adopt.adopt(inp, spec, current)) is not None:
+        return decided
     # An intent without a request id: a crash (or a refusal) between intent and create.
     if (decided := requests.unresolved_create(inp, spec, current)) is not None:
         return decided

@@ -18,6 +18,7 @@ from kvcert.api.status import OperationError, OperationState
 from kvcert.reconcile import lifecycle, operation, readiness
 from kvcert.reconcile.actions import Action, Emit
 from kvcert.reconcile.inputs import Input
+from kvcert.reconcile.observed import ObservedCertificate
 from kvcert.reconcile.operation import OperationView
 from kvcert.reconcile.outcomes import (
     CancelRefused,
@@ -217,7 +218,16 @@ def round_events(inp: Input, current: OperationView) -> list[Emit]:
     elif operation.merged_unseen(inp, current):
         text = f"found the chain of mergeFrom merged into {name} (its answer was not recorded)"
         events.append(Emit("Normal", Reason.MERGED, text))
-    if inp.last(UpdatedInPlace) is not None:
+    if inp.last(UpdatedInPlace) is not None and lifecycle.adopting(inp, current):
+        cert = inp.certificate
+        adopted = cert.version if isinstance(cert, ObservedCertificate) else "?"
+        text = (
+            f"adopted Key Vault certificate {name} at its current version {adopted}: tagged"
+            " managed-by: kvcert, spec.policy applied for the next version; no version was"
+            " created"
+        )
+        events.append(Emit("Normal", Reason.ADOPTED, text))
+    elif inp.last(UpdatedInPlace) is not None:
         text = f"applied lifetimeActions and tags to {name} in place (no new version)"
         events.append(Emit("Normal", Reason.UPDATED, text))
     if (imported := inp.last(Imported)) is not None:

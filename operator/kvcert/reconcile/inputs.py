@@ -73,6 +73,10 @@ class Input:
     """Uniform in [0, 1), drawn by the handler: spreads requeues without randomness in here."""
     attempt: int = 0
     """How many times in a row this object's reconcile failed (kopf's `retry`), for backoff."""
+    last_look: datetime | None = None
+    """When this operator process last read this Certificate's Key Vault certificate (kept in
+    memory by kvcert.runtime.loop); None since start-up or a re-list: a source Existing
+    certificate is looked at again then (issue #19 §3)."""
     outcomes: tuple[Outcome, ...] = ()
 
     @classmethod

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kvcert.api.certificate import CertificateSpec, IssuerKind, LifetimeActionType
-from kvcert.api.lifecycle import RENEW_ANNOTATION, RETRY_ANNOTATION
+from kvcert.api.lifecycle import EXISTING_JITTER, RENEW_ANNOTATION, RETRY_ANNOTATION
 from kvcert.api.status import CertificateInfo, HandledRequests
 from kvcert.reconcile.inputs import Input
 from kvcert.reconcile.observed import LifetimeRule, ObservedCertificate, OperationStatus
@@ -42,6 +42,8 @@ TRIGGER_SPEC = "spec"
 TRIGGER_RENEW_BEFORE = "renewBefore"
 TRIGGER_RENEW = "renew"
 TRIGGER_RETRY = "retry"
+TRIGGER_ADOPT = "adopt"
+"""spec.adopt: the intent records an adoption (tags and policy in place), never a create."""
 
 
 def _digest(value: Any) -> str:
@@ -183,6 +185,23 @@ def _condition_reason(inp: Input, type_: str) -> str | None:
     return None
 
 
+def adopting(inp: Input, current: OperationView) -> bool:
+    """An adoption (spec.adopt) is recorded (intent trigger `adopt`) and its in-place update
+    not applied yet, or refused (reconcile/adopt.py): a refused adoption stays one (reported
+    until an edit, then tried again) and never lets an untagged certificate be delivered as
+    this Certificate's."""
+    intent = current.intent
+    if intent is None or intent.trigger != TRIGGER_ADOPT:
+        return False
+    applied = inp.status.applied_update
+    return applied is None or applied.startswith(REFUSED_PREFIX)
+
+
+def annotation_pending(inp: Input, key: str) -> bool:
+    """A request annotation (kvcert.io/renew or kvcert.io/retry) has a value not acted on."""
+    return _annotation_pending(inp, key)
+
+
 def _annotation_pending(inp: Input, key: str) -> bool:
     value = (inp.meta.annotations or {}).get(key)
     handled = inp.status.handled_requests or HandledRequests()
@@ -210,7 +229,9 @@ def handled(inp: Input, current: OperationView) -> HandledRequests | None:
     annotations = inp.meta.annotations or {}
     recorded = inp.status.handled_requests or HandledRequests()
     update: dict[str, str] = {}
-    if current.in_progress and _annotation_pending(inp, RENEW_ANNOTATION):
+    existing = isinstance(inp.spec, CertificateSpec) and inp.spec.existing
+    if (current.in_progress or existing) and _annotation_pending(inp, RENEW_ANNOTATION):
+        # absorbed by the operation in progress; for source Existing, answered by a look
         update["renew"] = annotations[RENEW_ANNOTATION]
     if _annotation_pending(inp, RETRY_ANNOTATION) and not retryable(inp, current):
         update["retry"] = annotations[RETRY_ANNOTATION]
@@ -224,6 +245,8 @@ REFUSED_PREFIX = "refused:"
 
 def applied_update(inp: Input, spec: CertificateSpec) -> str | None:
     """`status.appliedUpdate` at the end of a round."""
+    if spec.existing:
+        return None  # nothing is applied to a certificate kvcert does not manage
     if (updated := inp.last(UpdatedInPlace)) is not None:
         return updated.digest
     if inp.last(UpdateRefused) is not None:
@@ -242,11 +265,45 @@ def update_needed(inp: Input, spec: CertificateSpec) -> bool:
     return any(update_parts(inp, spec))
 
 
+def refresh_anchor(inp: Input, spec: CertificateSpec) -> datetime:
+    """`status.renewalTime` of a source Existing certificate: the first look of a schedule that
+    repeats every refreshInterval. Drawn when the spec changes (Input.jitter: up to
+    EXISTING_JITTER of the interval late), kept otherwise: an idle look writes no status."""
+    recorded = inp.status.renewal_time
+    if recorded is not None and inp.status.observed_generation == inp.generation:
+        return recorded
+    interval = spec.look_interval()
+    return (inp.now + interval * (1 + EXISTING_JITTER * inp.jitter)).replace(microsecond=0)
+
+
+def _grid(inp: Input, spec: CertificateSpec) -> tuple[datetime, timedelta]:
+    return refresh_anchor(inp, spec), spec.look_interval()
+
+
+def last_refresh_point(inp: Input, spec: CertificateSpec) -> datetime | None:
+    """The latest scheduled look at or before now (None: the first is still ahead)."""
+    anchor, interval = _grid(inp, spec)
+    if anchor > inp.now:
+        return None
+    return anchor + interval * ((inp.now - anchor) // interval)
+
+
+def next_refresh(inp: Input, spec: CertificateSpec) -> datetime:
+    """The next scheduled look of a source Existing certificate, strictly after now."""
+    anchor, interval = _grid(inp, spec)
+    if anchor > inp.now:
+        return anchor
+    return anchor + interval * ((inp.now - anchor) // interval + 1)
+
+
 def renewal_time(
     inp: Input, spec: CertificateSpec, info: CertificateInfo | None
 ) -> datetime | None:
     """`status.renewalTime`: recomputed after a look at Key Vault, a delivery, an in-place
-    update or a spec change; otherwise kept as recorded (no status write in an idle round)."""
+    update or a spec change; otherwise kept as recorded (no status write in an idle round).
+    For source Existing, the refresh schedule's anchor (`refresh_anchor`)."""
+    if spec.existing:
+        return refresh_anchor(inp, spec)
     recorded = inp.status.renewal_time
     if info is None or not info.x5t:
         return recorded

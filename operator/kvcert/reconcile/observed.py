@@ -90,6 +90,9 @@ class ObservedCertificate:
     lifetime_actions: tuple[LifetimeRule, ...] | None = None
     """The policy's lifetime actions as Key Vault holds them (its defaults included); None
     when the answer carried no policy."""
+    exportable: bool | None = None
+    """The policy's `key_props.exportable` (REST: KeyProperties): False when Key Vault withholds
+    the private key (no tls.key); None when the answer carried no policy."""
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,15 @@ def tags_for(inp: Input, marker: str | None = None) -> dict[str, str]:
     }
 
 
+def owner_of(certificate: ObservedCertificate, meta: ObjectMeta) -> str | None:
+    """The other Certificate (`namespace/name`, or its uid) whose kvcert tags the certificate
+    carries; None when it is untagged, or this resource's own."""
+    tags = certificate.tags
+    if tags.get(MANAGED_BY_TAG) != MANAGED_BY or is_ours(certificate, meta):
+        return None
+    return tags.get(OWNER_TAG) or tags.get(UID_TAG) or None
+
+
 def is_ours(certificate: ObservedCertificate, meta: ObjectMeta) -> bool:
     """Managed by kvcert for this resource (same uid, or same namespace/name after a re-apply)."""
     tags = certificate.tags
@@ -215,7 +224,10 @@ def desired(
     inp: Input, current: OperationView, error: OperationError | None = None
 ) -> OperationState | None:
     """`status.operation` after this reconcile: the recorded state, updated by what was read
-    and by this round's outcomes. `error` overrides the operation error (e.g. a 409 not ours)."""
+    and by this round's outcomes. `error` overrides the operation error (e.g. a 409 not ours).
+    None for source Existing: kvcert follows no operation of a certificate it does not manage."""
+    if isinstance(inp.spec, CertificateSpec) and inp.spec.existing:
+        return None
     state = inp.status.operation or OperationState()
     op = current.op
     if op is not None:

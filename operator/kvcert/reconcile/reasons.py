@@ -13,7 +13,7 @@ class Reason(enum.StrEnum):
     # progress
     ISSUING = "Issuing"  # a Key Vault operation for the current spec is in progress
     CREATED = "Created"  # Key Vault accepted the create; its pending operation is followed
-    ADOPTED = "Adopted"  # an operation this Certificate started earlier was found and adopted
+    ADOPTED = "Adopted"  # an earlier operation of ours, or (spec.adopt) a certificate, adopted
     AWAITING_MERGE = "AwaitingMerge"  # a manual request waits for a signed chain in mergeFrom
     CANCELLING = "Cancelling"  # cancellation was requested; the issuer has not acted yet
     SUPERSEDED = "Superseded"  # the spec changed while the previous spec's operation runs
@@ -43,13 +43,18 @@ class Reason(enum.StrEnum):
     IMPORT_SECRET_MISSING = "ImportSecretMissing"  # noqa: S105 - importFrom's Secret does not exist (yet)
     IMPORT_SECRET_INVALID = "ImportSecretInvalid"  # noqa: S105 - importFrom's Secret holds no PFX or PEM+key
     SECRET_CONFLICT = "SecretConflict"  # noqa: S105 - the output Secret exists and is not managed by kvcert
-    KEY_NOT_EXPORTABLE = "KeyNotExportable"  # an additional output needs a non-exportable key
+    KEY_NOT_EXPORTABLE = "KeyNotExportable"  # an output (Existing: tls.key) needs a private key
     OUTPUT_REFUSED = "OutputRefused"  # an output format cannot be built (PKCS12 password missing)
     CERTIFICATE_MISSING = "CertificateMissing"  # the operation completed but no certificate
     SECRET_MISSING = "SecretMissing"  # noqa: S105 - the output Secret is gone; being rebuilt
     SECRET_MISMATCH = "SecretMismatch"  # noqa: S105 - the output Secret was edited; being rebuilt
     UPDATE_REFUSED = "UpdateRefused"  # Key Vault refused the in-place update of policy or tags
     NOT_OWNED = "NotOwned"  # the Key Vault certificate is not managed by this resource
+    # source Existing (issue #19 §3): kvcert only delivers; each is looked at again at refresh
+    CERTIFICATE_NOT_FOUND = "CertificateNotFound"  # no Key Vault certificate of that name
+    CERTIFICATE_NOT_ISSUED = "CertificateNotIssued"  # only a pending version exists, not issued
+    CERTIFICATE_DISABLED = "CertificateDisabled"  # the current version is disabled in Key Vault
+    RELEASED = "Released"  # source changed to Existing: no longer managed, nothing deleted
     # waiting on something outside
     VAULT_NOT_READY = "VaultNotReady"  # the referenced KeyVault is missing or not Ready
     KEY_VAULT_ERROR = "KeyVaultError"  # a call failed transiently; it is retried with backoff
@@ -80,6 +85,7 @@ NORMAL = frozenset(
         Reason.RECOVERED,
         Reason.PENDING_DELETED,
         Reason.CERTIFICATE_DELETED,
+        Reason.RELEASED,
     }
 )
 """Reasons whose events are `Normal`; every other reason is worth a `Warning`."""

@@ -141,12 +141,14 @@ def create(
 
 
 def first_write_refused(inp: Input, current: OperationView, verb: str) -> Decision | None:
-    """Before the first create or import of a Certificate (no intent, nothing delivered): a
-    certificate of that name must be this Certificate's, or none, else the write would add a
-    version to what kvcert does not manage (DESIGN §5; issue #18 §4: a certificateName that is
-    another Certificate's). A step reading the certificate (404 for a free name), NotOwned
-    (stalled, nothing `verb`), or None: the write may go ahead."""
-    if current.intent is not None or inp.status.certificate is not None:
+    """Before the first create or import of a Certificate (no intent recorded): a certificate
+    of that name must be this Certificate's, or none, else the write would add a version to
+    what kvcert does not manage (DESIGN §5; issue #18 §4: a certificateName that is another
+    Certificate's). A certificate delivered without an intent (source Existing, switched to
+    Managed) is checked too (issue #19 §3). A step reading the certificate (404 for a free
+    name), NotOwned (stalled, nothing `verb`; spec.adopt is the way to take it), or None: the
+    write may go ahead."""
+    if current.intent is not None:
         return None
     if inp.certificate is None:
         return step("first write: whose is the name", ReadCertificate(inp.certificate_name))
@@ -154,12 +156,25 @@ def first_write_refused(inp: Input, current: OperationView, verb: str) -> Decisi
         inp.certificate, inp.meta
     ):
         return None
-    owner = inp.certificate.tags.get(operation.OWNER_TAG)
-    whose = f"Certificate {owner}'s" if owner else "not managed by kvcert"
-    message = (
-        f"Key Vault certificate {inp.certificate_name} exists and is {whose}: nothing is"
-        f" {verb}; choose another spec.certificateName, or remove it from Key Vault"
-    )
+    owner = operation.owner_of(inp.certificate, inp.meta)
+    name = inp.certificate_name
+    if owner is not None:
+        message = (
+            f"Key Vault certificate {name} exists and is Certificate {owner}'s: nothing is"
+            f" {verb}; choose another spec.certificateName (spec.adopt never takes another"
+            " Certificate's certificate)"
+        )
+    else:
+        adopt = (
+            "set spec.adopt: true to adopt it (kvcert tags it, keeps its current version and"
+            " manages it from there), "
+            if verb == "created"
+            else ""
+        )
+        message = (
+            f"Key Vault certificate {name} exists and is not managed by kvcert: nothing is"
+            f" {verb}; {adopt}choose another spec.certificateName, or remove it from Key Vault"
+        )
     verdict = Verdict(Reason.NOT_OWNED, message, stalled=True)
     return conclude(inp, verdict, current, rung="the name is someone else's")
 
@@ -175,6 +190,8 @@ def unresolved_create(inp: Input, spec: CertificateSpec, current: OperationView)
     intent = current.intent
     if intent is None or intent.action != "create" or current.request_id is not None:
         return None
+    if intent.trigger == lifecycle.TRIGGER_ADOPT:
+        return None  # an adoption asked Key Vault for no create (reconcile/adopt.py)
     if known.error is not None:
         if operation.needs_create(inp, spec, current) or lifecycle.retry_due(inp, spec, current):
             return None  # an edit or kvcert.io/retry: a new intent replaces the refusal

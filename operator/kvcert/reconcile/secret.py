@@ -67,6 +67,16 @@ def output_problem(inp: Input, spec: CertificateSpec) -> Verdict | None:
     """An output format that cannot be built: reported, the rest of the Secret still served."""
     if (refused := inp.last(OutputRefused)) is not None:
         return Verdict(Reason.OUTPUT_REFUSED, refused.error.message)
+    observed = inp.certificate
+    if spec.existing and isinstance(observed, ObservedCertificate) and observed.exportable is False:
+        # Key Vault withholds the key: the Secret holds tls.crt and ca.crt, never tls.key.
+        message = (
+            f"the key of Key Vault certificate {inp.certificate_name} is not exportable: Secret"
+            f" {spec.secret_name} holds version {observed.version}'s certificate (tls.crt,"
+            " ca.crt) without tls.key; make the key exportable in Key Vault (a new version with"
+            " key_props.exportable true) where a private key is needed"
+        )
+        return Verdict(Reason.KEY_NOT_EXPORTABLE, message, stalled=True)
     wanted = sorted(
         f.type.value for f in spec.additional_output_formats or () if f.type in KEY_FORMATS
     )
@@ -146,7 +156,7 @@ def _expired(not_after: datetime | None, now: datetime) -> bool:
     return not_after is not None and not_after <= now
 
 
-def _loss(inp: Input, spec: CertificateSpec, recorded_x5t: str) -> Verdict | None:
+def loss(inp: Input, spec: CertificateSpec, recorded_x5t: str) -> Verdict | None:
     """Why our Secret no longer holds the delivered version: deleted, or edited (its data no
     longer matches the digest kvcert wrote, or another version's labels). None: not a loss
     (someone else's Secret: a conflict; only the output shape changed: a plain rewrite)."""
@@ -164,7 +174,7 @@ def _loss(inp: Input, spec: CertificateSpec, recorded_x5t: str) -> Verdict | Non
     return None
 
 
-def _report_loss(inp: Input, verdict: Verdict, then: ReadCertificate | WriteSecret) -> Decision:
+def report_loss(inp: Input, verdict: Verdict, then: ReadCertificate | WriteSecret) -> Decision:
     """Ready False with the loss's reason on record (one status write, one Warning) before the
     rebuild: if the rebuild cannot happen now, status already says why."""
     recorded = inp.status.to_wire()
@@ -202,9 +212,9 @@ def keep_serving(inp: Input, spec: CertificateSpec, current: OperationView) -> D
     write = next_step(inp, spec, serving)
     if not isinstance(write, WriteSecret):
         return None
-    loss = _loss(inp, spec, delivered.x5t)
-    if loss is not None and inp.last(StatusWritten) is None:
-        return _report_loss(inp, loss, write)
+    lost = loss(inp, spec, delivered.x5t)
+    if lost is not None and inp.last(StatusWritten) is None:
+        return report_loss(inp, lost, write)
     return step("rebuild the Secret of the serving version", write)
 
 
@@ -213,7 +223,7 @@ def _in_sync(
 ) -> Decision:
     """The Secret holds the delivered version: Ready until notAfter, then Expired; come back at
     the next look (status.renewalTime) or at notAfter, whichever is first."""
-    delay = _next_round(inp, spec, info)
+    delay = next_round(inp, spec, info)
     stalled = find(inp.status.conditions, readiness.STALLED)
     if stalled is not None and stalled.reason == Reason.CERTIFICATE_DELETED.value:
         # Reported at the last look; only kvcert.io/retry or a new version ends it.
@@ -236,10 +246,14 @@ def _in_sync(
     return conclude(inp, verdict, current, rung="in sync", requeue_after=delay)
 
 
-def _next_round(inp: Input, spec: CertificateSpec, info: CertificateInfo) -> float | None:
+def next_round(inp: Input, spec: CertificateSpec, info: CertificateInfo | None) -> float | None:
     """Seconds until the next look (status.renewalTime) or the expiry, whichever is first."""
-    times = [lifecycle.renewal_time(inp, spec, info)]
-    if info.not_after is not None and info.not_after > inp.now:
+    times = [
+        lifecycle.next_refresh(inp, spec)
+        if spec.existing
+        else lifecycle.renewal_time(inp, spec, info)
+    ]
+    if info is not None and info.not_after is not None and info.not_after > inp.now:
         times.append(info.not_after)
     due = [item for item in times if item is not None]
     if not due:
@@ -264,9 +278,9 @@ def deliver(inp: Input, spec: CertificateSpec, current: OperationView) -> Decisi
             return step("check the Secret", ReadSecret(spec.secret_name))
         if held:
             return _in_sync(inp, spec, current, delivered)
-        loss = _loss(inp, spec, delivered.x5t or "")
-        if loss is not None and inp.last(StatusWritten) is None:
-            return _report_loss(inp, loss, ReadCertificate(inp.certificate_name))
+        lost = loss(inp, spec, delivered.x5t or "")
+        if lost is not None and inp.last(StatusWritten) is None:
+            return report_loss(inp, lost, ReadCertificate(inp.certificate_name))
     if cert is None:
         return step("read the issued certificate", ReadCertificate(inp.certificate_name))
     if cert == NOT_FOUND and delivered is not None:
@@ -292,15 +306,20 @@ def deliver(inp: Input, spec: CertificateSpec, current: OperationView) -> Decisi
     nxt = next_step(inp, spec, cert)
     if isinstance(nxt, Verdict):
         delay = backoff(inp.attempt, inp.jitter) if nxt.reason == Reason.OUTPUT_REFUSED else None
+        if delay is None and spec.existing:
+            delay = next_round(inp, spec, None)  # source Existing: the next look is scheduled
         return conclude(inp, nxt, current, rung=f"secret: {nxt.reason}", requeue_after=delay)
     if nxt is not None:
         return step("deliver to the Secret", nxt)
     info = readiness.info_of(cert)
-    delay = _next_round(inp, spec, info)
+    delay = next_round(inp, spec, info)
     if (problem := output_problem(inp, spec)) is not None:
         # The Secret holds this version (without the impossible formats): record it.
         problem = replace(problem, certificate=cert)
-        return conclude(inp, problem, current, rung="output format unavailable")
+        later = delay if spec.existing else None  # source Existing: the next look is scheduled
+        return conclude(
+            inp, problem, current, rung="output format unavailable", requeue_after=later
+        )
     if _expired(cert.not_after, inp.now):
         message = f"certificate version {cert.version} expired at {cert.not_after}"
         verdict = Verdict(Reason.EXPIRED, message, stalled=True, certificate=cert)

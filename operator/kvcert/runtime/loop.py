@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -27,7 +27,7 @@ from kvcert.reconcile import Action, Emit, Input, Unsettled, VaultFacts, settle
 from kvcert.reconcile.actions import CreateCertificate, ImportCertificate
 from kvcert.reconcile.decision import Decision
 from kvcert.reconcile.observed import CallError
-from kvcert.reconcile.outcomes import Failed
+from kvcert.reconcile.outcomes import CertificateRead, Failed
 from kvcert.reconcile.schedule import ERROR_CAP, backoff
 from kvcert.runtime import crashpoints
 from kvcert.runtime.cache import KEEP_BODY_SECONDS, LatestBodies, OutputSecrets
@@ -65,6 +65,9 @@ class Context:
     bodies: LatestBodies = field(default_factory=LatestBodies)
     outputs: OutputSecrets = field(default_factory=OutputSecrets)
     create_slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    looks: dict[str, datetime] = field(default_factory=dict)
+    """When each Certificate's Key Vault certificate was last read by a round that ended well
+    (Input.last_look): a source Existing certificate looks again on its schedule only."""
 
     def create_slot(
         self, vault: KeyVaultClient | None, decision: Decision
@@ -77,6 +80,7 @@ class Context:
     def forget(self, uid: str) -> None:
         self.rounds.forget(uid)
         self.bodies.forget(uid)
+        self.looks.pop(uid, None)
 
 
 def wants_finalizer(body: Mapping[str, Any]) -> bool:
@@ -170,6 +174,8 @@ async def _reconcile_round(
         marker=uuid.uuid4().hex,
         jitter=random.random(),  # noqa: S311 - spreading requeues, not security
         attempt=ctx.rounds.attempt(uid, body),
+        # A start-up or re-list round re-derives everything: a source Existing one looks.
+        last_look=None if fresh_reads else ctx.looks.get(uid),
     )
     vault, vault_facts = await _vault(ctx, inp)  # the spec as Input parsed it, not again
     inp = dataclasses.replace(inp, vault=vault_facts)
@@ -251,6 +257,8 @@ async def _conclude(
         failed_call = inp.last(Failed)
         failed = decision.failed or failed_call is not None
         ctx.rounds.ended(uid, failed=failed, attempt=inp.attempt)
+        if inp.last(CertificateRead) is not None and not failed:
+            ctx.looks[uid] = inp.now
         if failed:
             ctx.rounds.failed_on(uid, body)  # its own status write's echo waits for the retry
         if failed_call is not None and failed_call.error.retry_after:

@@ -110,9 +110,12 @@ class Performer:
             return CallError(status=422, code=type(error).__name__, message=str(error))
 
     async def _update_in_place(self, action: actions.UpdateInPlace) -> None:
-        """PATCH the policy's lifetime actions, then the tags (issue #15 §3)."""
+        """PATCH the policy's lifetime actions (or the whole policy: an adoption, issue #19
+        §3), then the tags (issue #15 §3)."""
         client = self._client()
-        if action.lifetime_actions is not None:
+        if action.policy is not None:
+            await client.update_policy(action.certificate_name, policy_spec(action.policy))
+        elif action.lifetime_actions is not None:
             rules = tuple(
                 LifetimeActionSpec(
                     action=item.action.value,

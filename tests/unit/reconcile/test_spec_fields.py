@@ -129,6 +129,12 @@ FIELDS: dict[str, tuple[str, dict[str, Any] | None, list[str] | None]] = {
     "renewBefore": ("renewalTime moves", {"renewBefore": "240h"}, NOTHING),
     "renewBeforePercentage": ("renewalTime moves", {"renewBeforePercentage": 10}, NOTHING),
     "refreshInterval": ("renewalTime moves", {"refreshInterval": "24h"}, NOTHING),
+    "source": (
+        "Existing: no longer managed (a Released event), only read and delivered",
+        {"source": "Existing", "policy": None},
+        ["Emit", "ReadCertificate"],
+    ),
+    "adopt": ("used before a first write to a name that is not ours", {"adopt": True}, NOTHING),
 }
 
 

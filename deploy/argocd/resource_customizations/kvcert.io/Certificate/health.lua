@@ -12,8 +12,10 @@ local REASONS = {
   Recovered = "Progressing", SecretMissing = "Progressing", SecretMismatch = "Progressing",
   VaultNotReady = "Progressing", KeyVaultError = "Progressing", Throttled = "Progressing",
   ImportSecretMissing = "Progressing", PendingDeleted = "Progressing",
+  CertificateNotIssued = "Progressing",
   -- done (Ready is True with these)
   Issued = "Healthy", Renewed = "Healthy", Updated = "Healthy", SecretRestored = "Healthy",
+  Released = "Healthy",
   -- a manual request waits for a human to merge the signed chain
   AwaitingMerge = "Suspended",
   -- needs a human: the operator will not get there by itself
@@ -24,7 +26,7 @@ local REASONS = {
   ImportSecretInvalid = "Degraded", SecretConflict = "Degraded", KeyNotExportable = "Degraded",
   OutputRefused = "Degraded", CertificateMissing = "Degraded", UpdateRefused = "Degraded",
   NotOwned = "Degraded", AccessDenied = "Degraded", CertificateDeleted = "Degraded",
-  VaultMissing = "Degraded",
+  VaultMissing = "Degraded", CertificateNotFound = "Degraded", CertificateDisabled = "Degraded",
 }
 
 local function condition(kind)
