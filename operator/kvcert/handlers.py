@@ -393,7 +393,9 @@ async def _issuer_event(
     event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, *, cluster: bool
 ) -> None:
     """Write the issuer to Key Vault when first seen, changed or deleted (kvcert.runtime.issuers);
-    the echoes of our own status and finalizer writes change no generation and are skipped."""
+    the echoes of our own status and finalizer writes change no generation and are skipped, and
+    while it is being deleted, an event that a running or scheduled round already covers (the
+    echo of a failed delete's status) is skipped there: the retry keeps its backoff."""
     raw = _plain(event.get("object") or body)
     kind = event.get("type")
     await memo.issuers.on_event(kind, raw, cluster=cluster, needed=_needs_reconcile(kind, raw))

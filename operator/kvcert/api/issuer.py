@@ -40,6 +40,10 @@ IMMUTABLE_ISSUER_NAME_RULE = (
     "(!has(self.issuerName) || self.issuerName == oldSelf.issuerName)"
 )
 """Set at creation or never: a renamed issuer would leave the old one behind, unowned."""
+IMMUTABLE_VAULT_REF_RULE = "self.vaultRef == oldSelf.vaultRef"
+IMMUTABLE_VAULT_REF_MESSAGE = "vaultRef is immutable: create a new resource for another vault"
+"""Ownership is of an issuer in one vault (issue #19 §2 review): another vault's issuer of the
+same name is someone else's until adopted."""
 RESERVED_NAME_RULE = (
     "!has(self.issuerName) || !(self.issuerName.lowerAscii() in ['self', 'unknown'])"
 )
@@ -69,7 +73,8 @@ class IssuerDeletionPolicy(enum.StrEnum):
 
 class IssuerVaultRef(KvModel):
     """The vault: a KeyVault of the issuer's namespace, or for a ClusterCertificateIssuer a
-    ClusterKeyVault (the kind is implied by the issuer's own)."""
+    ClusterKeyVault (the kind is implied by the issuer's own). Immutable: another vault is
+    another resource."""
 
     name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
 
@@ -86,6 +91,7 @@ class Administrator(KvModel):
 def _validations(*, cluster: bool) -> ConfigDict:
     rules: list[JsonValue] = [
         cel(IMMUTABLE_ISSUER_NAME_RULE, "issuerName is immutable"),
+        cel(IMMUTABLE_VAULT_REF_RULE, IMMUTABLE_VAULT_REF_MESSAGE),
         cel(RESERVED_NAME_RULE, RESERVED_NAME_MESSAGE),
     ]
     if not cluster:
@@ -109,7 +115,10 @@ class IssuerSpecBase(KvModel):
         default=None, max_length=TEXT_MAX, description="the provider account (credentials)"
     )
     password_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="the Secret key holding the provider account's password"
+        default=None,
+        description="the Secret key holding the provider account's password, sent as is"
+        " except one trailing newline (\\n or \\r\\n, as `kubectl create secret"
+        " --from-file` leaves it)",
     )
     organization_id: str | None = Field(
         default=None, max_length=TEXT_MAX, description="the provider's organization id"
@@ -161,14 +170,22 @@ class IssuerInfo(KvModel):
 
 
 class CertificateIssuerStatus(KvModel):
-    """kvcert's record of the issuer. `managed` is the ownership record (Key Vault issuers carry
-    no tags): written before the first write to Key Vault. `appliedHash` is a digest of what
-    was applied (the spec's Key Vault fields and the password Secret's uid and resourceVersion,
-    never the password) so a rotated password is noticed although Key Vault never returns it."""
+    """kvcert's record of the issuer. `managed` and `vaultURL` are the ownership record (Key
+    Vault issuers carry no tags): written before the first write to Key Vault; the issuer is
+    kvcert's only in that vault. `appliedHash` is a digest of what was applied (the spec's Key
+    Vault fields and the password Secret's uid and resourceVersion, never the password) so a
+    rotated password is noticed although Key Vault never returns it. `failedAttempts` is
+    written only with a status that changes anyway (the count is kept in memory)."""
 
     observed_generation: int | None = None
     conditions: list[Condition] | None = Field(default=None, json_schema_extra=LIST_MAP_BY_TYPE)
     managed: bool | None = None
+    vault_url: str | None = Field(
+        default=None,
+        alias="vaultURL",
+        max_length=2048,
+        description="the vault whose issuer `managed` is about (https://host[:port])",
+    )
     applied_hash: str | None = Field(default=None, max_length=64)
     issuer: IssuerInfo | None = None
     failed_attempts: int | None = Field(default=None, ge=0)

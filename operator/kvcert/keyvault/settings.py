@@ -1,6 +1,8 @@
 """Vault-wide certificate settings: issuers and contacts (REST: SetCertificateIssuer,
-UpdateCertificateIssuer, GetCertificateIssuer, DeleteCertificateIssuer, Get/Set/Delete
-CertificateContacts; issue #19 §2). A mixin of KeyVaultClient: the same session, the same
+GetCertificateIssuer, DeleteCertificateIssuer, Get/Set/Delete CertificateContacts; issue #19
+§2). Issuers are written with SetCertificateIssuer (PUT) only, updates too: it replaces the whole
+issuer, whereas UpdateCertificateIssuer (PATCH) keeps the fields a request leaves out (issue
+#19 §2 review). A mixin of KeyVaultClient: the same session, the same
 retries and observers; kept apart so each module keeps one responsibility.
 """
 
@@ -101,33 +103,14 @@ class VaultSettings:
         administrators: Sequence[Administrator] = (),
         enabled: bool = True,
     ) -> Issuer:
-        """Create or replace an issuer (REST: SetCertificateIssuer, PUT). The password is sent
-        as `credentials.pwd` and redacted from any error this raises."""
+        """Create or replace an issuer with exactly these settings (REST: SetCertificateIssuer,
+        PUT): a field left out is not kept, the password included. The password is sent as
+        `credentials.pwd` and redacted from any error this raises."""
         body = wire.CertificateIssuerSetParameters(
             provider=provider,
             **_issuer_fields(account_id, password, organization_id, administrators, enabled),
         )
         return await self._write_issuer("PUT", name, body, password)
-
-    async def update_issuer(
-        self,
-        name: str,
-        provider: str,
-        *,
-        account_id: str | None = None,
-        password: str | None = None,
-        organization_id: str | None = None,
-        administrators: Sequence[Administrator] = (),
-        enabled: bool = True,
-    ) -> Issuer:
-        """Update an existing issuer to exactly these settings (REST: UpdateCertificateIssuer,
-        PATCH): every field is sent, empty ones as empty objects, so that a field removed
-        from the spec is removed in Key Vault too. NotFound when the issuer is gone."""
-        fields = _issuer_fields(account_id, password, organization_id, administrators, enabled)
-        fields["credentials"] = fields["credentials"] or wire.IssuerCredentials()
-        fields["org_details"] = fields["org_details"] or wire.OrganizationDetails()
-        body = wire.CertificateIssuerUpdateParameters(provider=provider, **fields)
-        return await self._write_issuer("PATCH", name, body, password)
 
     async def delete_issuer(self, name: str) -> Issuer:
         """REST: DeleteCertificateIssuer; the issuer as it was. NotFound when already gone."""

@@ -1,28 +1,37 @@
 """What to do about one CertificateIssuer or ClusterCertificateIssuer: a pure decision.
 
-kvcert.runtime.issuers gathers an `IssuerInput` (the parsed spec or why it is invalid, the
-vault's and the password Secret's facts, the issuer Key Vault has, the status, `now`, jitter),
-calls `decide`, performs the one Key Vault write it asks for, and calls `decide` again with the
-write's outcome (`IssuerInput.with_outcome`) for the final status and events. No I/O, no clock.
+The shapes (IssuerInput, IssuerDecision, ...) live in kvcert.reconcile.issuer_model and are
+re-exported here. kvcert.runtime.issuers gathers an `IssuerInput` (the parsed spec or why it is
+invalid, the vault's and the password Secret's facts, the issuer Key Vault has, the status,
+`now`, jitter), calls `decide`, performs the one Key Vault write it asks for, and calls `decide`
+again with the write's outcome (`IssuerInput.with_outcome`) for the final status and events.
+No I/O, no clock.
 
 Ownership (issue #19 §2): Key Vault issuers carry no tags, so kvcert's record is the resource's
-`status.managed`, written before the first write (`IssuerDecision.record_managed`), so that a
-crash between the two cannot lose it. An existing issuer that the resource does not manage is
-never written unless `spec.adopt` is true.
+`status.managed` with `status.vaultURL`, written before the first write
+(`IssuerDecision.record_managed`, `record`), so that a crash between the two cannot lose it.
+The record holds for that vault only: the same name in another vault is not this resource's.
+An existing issuer that the resource does not manage is never written unless `spec.adopt` is
+true, and never when another live kvcert resource manages it (`IssuerInput.claimed_by`).
+
+Every write is a PUT (SetCertificateIssuer replaces the whole issuer; an UpdateCertificateIssuer
+PATCH keeps the fields a spec dropped), and what Key Vault answers is compared with the spec.
 
 A rotated password: Key Vault never returns it, so status.appliedHash is a digest of the
-settings written and the password Secret's uid and resourceVersion (never of the password).
+settings written and the password Secret's uid and resourceVersion (never of the password). A
+new resourceVersion whose password is the one last applied (a label edit; compared in memory by
+the runtime: `PasswordFacts.applied`) only moves the hash; after a restart it is applied again
+once.
+
+Failures (issue #19 §2 review): status is written when the condition's reason or message
+changes, not per retry; the retry count lives in memory (`IssuerInput.attempt`) and goes to
+status.failedAttempts only with a status written anyway.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
-import hashlib
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from kvcert.api.issuer import (
@@ -32,148 +41,51 @@ from kvcert.api.issuer import (
     IssuerSpecBase,
 )
 from kvcert.reconcile.conditions import find, set_condition
+from kvcert.reconcile.issuer_model import (
+    BACKOFF_FIRST,
+    BACKOFF_MAX,
+    Administrator,
+    Event,
+    IssuerDecision,
+    IssuerInput,
+    IssuerSettings,
+    ObservedIssuer,
+    PasswordFacts,
+    Write,
+    WriteOutcome,
+    applied_hash,
+    backoff,
+    desired_settings,
+    owned,
+    password_text,
+    record,
+)
 from kvcert.reconcile.issuer_reasons import STALLED_REASONS, IssuerReason
+from kvcert.reconcile.reasons import Reason
 
-BACKOFF_FIRST = 5.0
-BACKOFF_MAX = 300.0
-"""Seconds before a failed round is retried: 5 s doubling to 5 min, times (1 + jitter/2)."""
-
-
-@dataclass(frozen=True)
-class Administrator:
-    """REST: AdministratorDetails (first_name, last_name, email, phone)."""
-
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-
-
-@dataclass(frozen=True)
-class IssuerSettings:
-    """What kvcert compares between the spec and Key Vault (the password is not readable)."""
-
-    provider: str
-    account_id: str | None = None
-    organization_id: str | None = None
-    administrators: tuple[Administrator, ...] = ()
-    enabled: bool = True
-
-
-@dataclass(frozen=True)
-class ObservedIssuer:
-    """An issuer as Key Vault answered (REST: IssuerBundle); times are aware UTC."""
-
-    id: str
-    settings: IssuerSettings
-    created: datetime | None = None
-    updated: datetime | None = None
-
-
-@dataclass(frozen=True)
-class PasswordFacts:
-    """The password Secret, without its value: `version` is `uid/resourceVersion`; `problem`
-    says why it cannot be used (missing Secret or key, empty), naming no value."""
-
-    version: str = ""
-    problem: str = ""
-
-
-class Write(enum.StrEnum):
-    NONE = "none"
-    PUT = "put"  # create (or replace an adopted issuer): SetCertificateIssuer
-    PATCH = "patch"  # update a managed issuer: UpdateCertificateIssuer
-    DELETE = "delete"  # DeleteCertificateIssuer
-
-
-@dataclass(frozen=True)
-class WriteOutcome:
-    """How the write went: `observed` on success (None after a delete), else `error` (scrubbed
-    text), `rejected` when Key Vault refused it as invalid or forbidden (no retry helps), and
-    `not_found` for a delete of an issuer already gone (counts as done)."""
-
-    ok: bool
-    observed: ObservedIssuer | None = None
-    error: str = ""
-    rejected: bool = False
-    not_found: bool = False
-
-
-@dataclass(frozen=True)
-class IssuerInput:
-    """Everything one decision needs. The runtime stops gathering at the first problem: a
-    later field is then left at its default (None)."""
-
-    kind: str
-    name: str
-    issuer_name: str
-    generation: int
-    now: datetime
-    status: CertificateIssuerStatus
-    spec: IssuerSpecBase | None = None
-    invalid: str = ""
-    deleting: bool = False
-    has_finalizer: bool = False
-    vault_problem: str | None = None
-    password: PasswordFacts | None = None
-    observed: ObservedIssuer | None = None
-    read_error: str | None = None
-    attempt: int = 0
-    jitter: float = 0.0
-    outcome: WriteOutcome | None = None
-
-    def with_outcome(self, outcome: WriteOutcome) -> IssuerInput:
-        return dataclasses.replace(self, outcome=outcome)
-
-
-Event = tuple[str, str, str]
-"""(type Normal|Warning, reason, message)."""
-
-
-@dataclass(frozen=True)
-class IssuerDecision:
-    """`write` to perform (after `record_managed` and `add_finalizer`), the status merge patch
-    (None: status already says it), events, `remove_finalizer`, and `retry_after` seconds."""
-
-    write: Write = Write.NONE
-    record_managed: bool = False
-    add_finalizer: bool = False
-    remove_finalizer: bool = False
-    status: dict[str, Any] | None = None
-    events: tuple[Event, ...] = ()
-    retry_after: float | None = None
-    body: dict[str, Any] = field(default_factory=dict)
-    """The status as it would be after the patch (camelCase), for the caller's next decision."""
-
-
-def desired_settings(spec: IssuerSpecBase) -> IssuerSettings:
-    """The spec's Key Vault fields, in the shape Key Vault answers them."""
-    return IssuerSettings(
-        provider=spec.provider.value,
-        account_id=spec.account_id or None,
-        organization_id=spec.organization_id or None,
-        administrators=tuple(
-            Administrator(a.first_name, a.last_name, a.email, a.phone)
-            for a in spec.administrators or ()
-        ),
-        enabled=spec.enabled,
-    )
-
-
-def applied_hash(settings: IssuerSettings, password_version: str) -> str:
-    """32 hex chars of sha256 over the settings and the password Secret's `uid/resourceVersion`
-    ("" without a password): never over the password itself."""
-    text = json.dumps([dataclasses.asdict(settings), password_version], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def backoff(attempt: int, jitter: float) -> float:
-    """Seconds before retry number `attempt` (0-based); `jitter` in [0, 1) spreads them."""
-    return min(BACKOFF_FIRST * 2.0 ** min(attempt, 16), BACKOFF_MAX) * (1 + jitter / 2)
+__all__ = [
+    "BACKOFF_FIRST",
+    "BACKOFF_MAX",
+    "Administrator",
+    "IssuerDecision",
+    "IssuerInput",
+    "IssuerSettings",
+    "ObservedIssuer",
+    "PasswordFacts",
+    "Write",
+    "WriteOutcome",
+    "applied_hash",
+    "backoff",
+    "decide",
+    "desired_settings",
+    "owned",
+    "password_text",
+    "record",
+]
 
 
 def decide(inp: IssuerInput) -> IssuerDecision:
-    """The ladder, first match wins; no side effects. Rules: issue #19 §2."""
+    """The ladder, first match wins; no side effects. Rules: issue #19 §2 and its review."""
     if inp.deleting:
         return _deletion(inp)
     # The spec cannot be used: nothing is read or written until it changes.
@@ -183,56 +95,114 @@ def decide(inp: IssuerInput) -> IssuerDecision:
     # The vault cannot be used (missing, invalid, its credential Secret absent): retried.
     if inp.vault_problem is not None:
         return _failed(inp, IssuerReason.VAULT_NOT_READY, inp.vault_problem)
+    # Another live kvcert resource manages this issuer in this vault: never two owners.
+    if inp.claimed_by:
+        return _failed(inp, IssuerReason.NOT_OWNED, _claimed(inp))
     # The password Secret or key is missing: retried (and at once when a labelled Secret moves).
     if inp.password is not None and inp.password.problem:
         return _failed(inp, IssuerReason.PASSWORD_NOT_FOUND, inp.password.problem)
     # Key Vault could not say whether the issuer exists: retried.
     if inp.read_error is not None:
         return _failed(inp, IssuerReason.KEY_VAULT_ERROR, inp.read_error)
-    managed = bool(inp.status.managed)
-    adopting = inp.observed is not None and not managed
-    # Someone else's issuer of that name: never overwritten unless the user says so.
+    ours = owned(inp.status, inp.vault_url)
+    adopting = inp.observed is not None and not ours
+    # Someone else's issuer of that name (or ours in another vault): never overwritten unless
+    # the user says so.
     if adopting and not spec.adopt:
-        return _failed(
-            inp,
-            IssuerReason.NOT_OWNED,
-            f"Key Vault issuer {inp.issuer_name} exists and is not managed by kvcert; set"
-            f" spec.adopt: true to take it over (its settings are then replaced by this spec)",
-        )
+        return _failed(inp, IssuerReason.NOT_OWNED, _not_owned(inp))
     settings = desired_settings(spec)
     digest = applied_hash(settings, inp.password.version if inp.password else "")
     wants_finalizer = spec.deletion_policy is IssuerDeletionPolicy.DELETE
     # The write was made: its outcome decides.
     if inp.outcome is not None:
-        if not inp.outcome.ok:
-            reason = IssuerReason.REJECTED if inp.outcome.rejected else IssuerReason.KEY_VAULT_ERROR
-            return _failed(inp, reason, f"writing issuer {inp.issuer_name}: {inp.outcome.error}")
-        events: list[Event] = []
-        if adopting:
-            events.append(
-                ("Normal", IssuerReason.ADOPTED, f"took over Key Vault issuer {inp.issuer_name}")
-            )
-        events.append(("Normal", IssuerReason.CONFIGURED, _configured(inp, spec)))
-        observed = inp.outcome.observed or inp.observed
-        return _ready(inp, observed, digest, events=tuple(events))
-    # Key Vault has what the spec says, with this password: nothing to write.
+        return _outcome(inp, spec, inp.outcome, digest, adopting=adopting)
+    # Key Vault has what the spec says, with this password (the same resourceVersion, or a new
+    # one whose value is the one applied): nothing to write.
     if (
-        managed
+        ours
         and inp.observed is not None
         and inp.observed.settings == settings
-        and inp.status.applied_hash == digest
+        and (
+            inp.status.applied_hash == digest or (inp.password is not None and inp.password.applied)
+        )
     ):
         return dataclasses.replace(
             _ready(inp, inp.observed, digest),
             add_finalizer=wants_finalizer and not inp.has_finalizer,
             remove_finalizer=not wants_finalizer and inp.has_finalizer,
         )
-    # Write it: a PUT creates (or replaces an adopted one), a PATCH updates ours.
+    # Write it: a PUT creates, replaces an adopted one or updates ours to exactly the spec.
     return IssuerDecision(
-        write=Write.PATCH if inp.observed is not None and managed else Write.PUT,
-        record_managed=not managed,
+        write=Write.PUT,
+        record_managed=not ours,
         add_finalizer=wants_finalizer and not inp.has_finalizer,
         remove_finalizer=not wants_finalizer and inp.has_finalizer,
+    )
+
+
+def _outcome(
+    inp: IssuerInput,
+    spec: IssuerSpecBase,
+    outcome: WriteOutcome,
+    digest: str,
+    *,
+    adopting: bool,
+) -> IssuerDecision:
+    """After the PUT: failed (a refused first write takes the ownership record back: nothing
+    of ours is in Key Vault), answered with other settings (reported, not Configured), or done."""
+    if not outcome.ok:
+        reason = IssuerReason.REJECTED if outcome.rejected else IssuerReason.KEY_VAULT_ERROR
+        message = f"writing issuer {inp.issuer_name}: {outcome.error}"
+        return _failed(inp, reason, message, disown=outcome.rejected and inp.recorded)
+    settings = desired_settings(spec)
+    answered = outcome.observed
+    if answered is not None and answered.settings != settings:
+        fields = ", ".join(_differences(settings, answered.settings))
+        message = (
+            f"Key Vault answered the write of issuer {inp.issuer_name} with other {fields} than"
+            f" the spec's: it did not keep them"
+        )
+        return _failed(inp, IssuerReason.REJECTED, message)
+    events: list[Event] = []
+    if adopting:
+        events.append(
+            ("Normal", IssuerReason.ADOPTED, f"took over Key Vault issuer {inp.issuer_name}")
+        )
+    events.append(("Normal", IssuerReason.CONFIGURED, _configured(inp, spec)))
+    return _ready(inp, answered or inp.observed, digest, events=tuple(events))
+
+
+_FIELDS = {
+    "provider": "provider",
+    "account_id": "accountId",
+    "organization_id": "organizationId",
+    "administrators": "administrators",
+    "enabled": "enabled",
+}
+
+
+def _differences(want: IssuerSettings, got: IssuerSettings) -> list[str]:
+    """The spec's names of the fields that differ (never their values)."""
+    return [name for attr, name in _FIELDS.items() if getattr(want, attr) != getattr(got, attr)]
+
+
+def _claimed(inp: IssuerInput) -> str:
+    return (
+        f"Key Vault issuer {inp.issuer_name} in {inp.vault_url} is managed by {inp.claimed_by};"
+        f" one resource per issuer: delete one of them"
+    )
+
+
+def _not_owned(inp: IssuerInput) -> str:
+    if inp.status.managed and inp.status.vault_url and inp.status.vault_url != inp.vault_url:
+        return (
+            f"this resource manages issuer {inp.issuer_name} in {inp.status.vault_url}; the one"
+            f" in {inp.vault_url} is not its own: set spec.adopt: true to take it over (its"
+            f" settings are then replaced by this spec)"
+        )
+    return (
+        f"Key Vault issuer {inp.issuer_name} exists and is not managed by kvcert; set"
+        f" spec.adopt: true to take it over (its settings are then replaced by this spec)"
     )
 
 
@@ -246,11 +216,27 @@ def _deletion(inp: IssuerInput) -> IssuerDecision:
         and spec.deletion_policy is IssuerDeletionPolicy.DELETE
         and bool(inp.status.managed)
     )
-    if not deletes:
+    if spec is None or not deletes:
         return IssuerDecision(remove_finalizer=True)
+    # The vault is gone (its namespace is being deleted, say): nothing can be deleted in it;
+    # say so and let go, as a Certificate does (reconcile/deletion.py).
+    if inp.vault_missing:
+        message = f"vault {spec.vault_ref.name} is gone; nothing was deleted in Key Vault"
+        return IssuerDecision(
+            remove_finalizer=True, events=(("Warning", Reason.VAULT_MISSING, message),)
+        )
     if inp.outcome is None:
         if inp.vault_problem is not None:
             return _failed(inp, IssuerReason.VAULT_NOT_READY, inp.vault_problem)
+        # Managed in another vault, or by another live resource: not this one's to delete.
+        if not owned(inp.status, inp.vault_url) or inp.claimed_by:
+            message = (
+                f"Key Vault issuer {inp.issuer_name} in {inp.vault_url} is not managed by this"
+                f" resource; not deleted"
+            )
+            return IssuerDecision(
+                remove_finalizer=True, events=(("Warning", IssuerReason.NOT_OWNED, message),)
+            )
         return IssuerDecision(write=Write.DELETE)
     if not inp.outcome.ok:
         message = f"deleting issuer {inp.issuer_name}: {inp.outcome.error}"
@@ -287,33 +273,61 @@ def _ready(
             updated=observed.updated,
         )
     status = _status(
-        inp, "True", IssuerReason.CONFIGURED, message, managed=True, digest=digest, info=info
+        inp,
+        "True",
+        IssuerReason.CONFIGURED,
+        message,
+        managed=True,
+        vault_url=inp.vault_url or None,
+        digest=digest,
+        info=info,
     )
-    return IssuerDecision(status=_patch(inp.status, status), events=events, body=status)
+    return IssuerDecision(status=_patch(_current(inp), status), events=events, body=status)
 
 
-def _failed(inp: IssuerInput, reason: IssuerReason, message: str) -> IssuerDecision:
+def _failed(
+    inp: IssuerInput, reason: IssuerReason, message: str, *, disown: bool = False
+) -> IssuerDecision:
     """Ready False with `reason`; Stalled for what needs a human, else retried with backoff.
-    A Warning event only when the reason is new (a retry that fails alike posts none)."""
+    Status is written only when it changes otherwise than by the retry count (a retry that
+    fails alike writes nothing, so no echo of it starts a round: issue #19 §2 review), and
+    a Warning event only when the reason is new. `disown`: the ownership record goes back to
+    what it was before this round (a first write that Key Vault refused)."""
     stalled = reason in STALLED_REASONS
+    current = _current(inp)
+    owner = inp.status if disown else current
     status = _status(
         inp,
         "False",
         reason,
         message,
-        managed=inp.status.managed,
-        digest=inp.status.applied_hash,
-        info=inp.status.issuer,
-        failed=None if stalled else inp.attempt + 1,
+        managed=owner.managed,
+        vault_url=owner.vault_url,
+        digest=current.applied_hash,
+        info=current.issuer,
+        failed=None if stalled else current.failed_attempts,
     )
-    previous = find(inp.status.conditions, "Ready")
+    patch = _patch(current, status)
+    if patch is not None and not stalled:
+        status = {**status, "failedAttempts": inp.attempt + 1}
+        patch = _patch(current, status)
+    previous = find(current.conditions, "Ready")
     new = previous is None or previous.reason != reason or previous.status != "False"
     events: tuple[Event, ...] = (("Warning", reason, message),) if new else ()
     return IssuerDecision(
-        status=_patch(inp.status, status),
+        status=patch,
         events=events,
         retry_after=None if stalled else backoff(inp.attempt, inp.jitter),
         body=status,
+    )
+
+
+def _current(inp: IssuerInput) -> CertificateIssuerStatus:
+    """The status as the API server has it now: the round's, with `record` when written."""
+    if not inp.recorded:
+        return inp.status
+    return inp.status.model_copy(
+        update={"managed": True, "vault_url": inp.vault_url, "observed_generation": inp.generation}
     )
 
 
@@ -324,6 +338,7 @@ def _status(
     message: str,
     *,
     managed: bool | None,
+    vault_url: str | None,
     digest: str | None,
     info: IssuerInfo | None,
     failed: int | None = None,
@@ -351,6 +366,7 @@ def _status(
         observed_generation=inp.generation,
         conditions=list(conditions),
         managed=managed,
+        vault_url=vault_url if managed else None,
         applied_hash=digest,
         issuer=info,
         failed_attempts=failed,

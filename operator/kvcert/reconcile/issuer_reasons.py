@@ -2,7 +2,8 @@
 
 The same strings in the Ready condition, in Events and in the Argo CD health check
 (deploy/argocd/resource_customizations/kvcert.io/CertificateIssuer). Each member's comment is its
-one-line meaning. Certificates' reasons live in kvcert.reconcile.reasons.
+one-line meaning. Certificates' reasons live in kvcert.reconcile.reasons; an issuer deleted while
+its vault is gone posts their VaultMissing event (the same meaning), never a Ready reason.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ class IssuerReason(enum.StrEnum):
     KEY_VAULT_ERROR = "KeyVaultError"  # Key Vault failed or could not be reached
     # needs a human (Stalled True)
     INVALID_SPEC = "InvalidSpec"  # the spec does not satisfy the resource's rules
-    NOT_OWNED = "NotOwned"  # an issuer of that name exists and kvcert does not manage it
-    REJECTED = "Rejected"  # Key Vault refused the issuer as invalid (400) or forbidden (403)
+    NOT_OWNED = "NotOwned"  # that issuer is not this resource's (not kvcert's, or another's)
+    # Key Vault refused the issuer as invalid (400) or forbidden (403), or answered the write
+    # with settings other than the spec's (a field it does not keep)
+    REJECTED = "Rejected"
 
 
 STALLED_REASONS = frozenset(

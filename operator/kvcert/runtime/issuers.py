@@ -2,23 +2,34 @@
 act (issue #19 §2).
 
 A round runs when the object is first seen (start-up, re-list: Key Vault is read and compared
-with the spec, and written only when they differ), when its spec changes or it is being deleted
-(handlers.py filters the echoes of our own writes), when its password Secret changes (only a
-Secret labelled `kvcert.io/source=true` is watched: kvcert.runtime.sourcewatch; any other is
-re-read on the next round, i.e. the next edit or restart), and after a failure with backoff
-(a `Requeues` of its own, keyed by uid: an idle, configured issuer holds no timer).
+with the spec, and written only when they differ), when its spec changes or it is being deleted,
+when its password Secret changes (only a Secret labelled `kvcert.io/source=true` is watched:
+kvcert.runtime.sourcewatch; any other is re-read on the next round, i.e. the next edit or
+restart), and after a failure with backoff (a `Requeues` of its own, keyed by uid: an idle,
+configured issuer holds no timer).
 
-Writes per round, in order: status.managed (before the first Key Vault write: the ownership
-record), the finalizer (deletionPolicy Delete only), the one Key Vault write, the status, the
-finalizer's removal, the events. The password is read from its Secret for the write only: it is
-never logged, put in status or an event, or kept beyond the round.
+Echoes (issue #19 §2 review): handlers.py skips events whose generation status already
+observed; an event that asks for nothing the running or scheduled round does not already cover
+(the same generation, the same deletion: `trigger`) starts no round either, so the echo of a
+failed round's status write never bypasses its backoff. A failed round writes status only when
+its reason or message changes; the count of failures in a row is kept here.
+
+Ownership across resources: `claims` (kvcert.runtime.issuer_claims) maps (vault URL, issuer
+name) to the uid of the live resource that manages it; another resource naming the same issuer
+in the same vault gets NotOwned, adopt or not.
+
+Writes per round, in order: status.managed and status.vaultURL (before the first Key Vault
+write: the ownership record), the finalizer (deletionPolicy Delete only), the one Key Vault
+write, the status, the finalizer's removal, the events. The password is read from its Secret
+each round; it is never logged, put in status or an event. The value last applied to each issuer
+is kept in this process's memory only (never a digest of it in status), so that a Secret edit
+that leaves it alone (a label) is not sent again; a restart forgets it and re-applies once when
+the Secret's resourceVersion moved meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import dataclasses
 import logging
@@ -30,26 +41,24 @@ from kubernetes.client.exceptions import ApiException
 
 from kvcert.api.base import InvalidResource
 from kvcert.api.certificate import VaultKind, VaultRef
-from kvcert.api.issuer import IssuerResource, IssuerSpecBase, parse_issuer, parse_issuer_status
+from kvcert.api.issuer import IssuerResource, parse_issuer, parse_issuer_status
 from kvcert.keyvault import KeyVaultClient
 from kvcert.keyvault.errors import (
-    BadParameter,
-    Forbidden,
     KeyVaultError,
     NotFound,
     Unauthorized,
 )
-from kvcert.keyvault.errors import redact as redact_secret
 from kvcert.reconcile.issuer import (
     IssuerDecision,
     IssuerInput,
-    PasswordFacts,
     Write,
-    WriteOutcome,
     backoff,
     decide,
-    desired_settings,
+    owned,
+    record,
 )
+from kvcert.runtime.issuer_calls import error_text, read_password, safe, write_issuer
+from kvcert.runtime.issuer_claims import IssuerClaims, claim_key
 from kvcert.runtime.kube import CERTIFICATEISSUERS, CLUSTERCERTIFICATEISSUERS, FINALIZER
 from kvcert.runtime.loop import Context
 from kvcert.runtime.schedule import Requeues
@@ -83,6 +92,11 @@ class IssuerRounds:
         """uid -> (namespace of the password Secret, its name)."""
         self._entries: dict[str, tuple[str, str]] = {}
         """uid -> (namespace, name) of every issuer seen ("" namespace: cluster-scoped)."""
+        self._covered: dict[str, tuple[object, ...]] = {}
+        """uid -> `trigger` of the last round started."""
+        self.claims = IssuerClaims(self._describe)
+        self._applied: dict[str, str] = {}
+        """uid -> the password last applied to its issuer (memory only, never stored)."""
 
     def start(self) -> None:
         self.requeues.start()
@@ -102,8 +116,17 @@ class IssuerRounds:
             self.forget(uid)
             return
         self._remember_password(uid, body, cluster)
-        if needed:
-            await self.run(body, cluster=cluster)
+        self.claims.seen(uid, body)
+        if not needed or (event_type is not None and self.covered(uid, body)):
+            return
+        await self.run(body, cluster=cluster)
+
+    def covered(self, uid: str, body: Mapping[str, Any]) -> bool:
+        """Whether a round that runs or is scheduled already answers `body`'s trigger (the echo
+        of a failed round's status write, backing off): then the event starts none. A re-list
+        (event type None) always runs a round."""
+        running = uid in self._users or uid in self.requeues
+        return running and self._covered.get(uid) == trigger(body)
 
     def secret_changed(self, namespace: str, secret: str) -> None:
         """A labelled Secret changed: a round now for every issuer whose password it holds."""
@@ -119,6 +142,19 @@ class IssuerRounds:
         self._attempts.pop(uid, None)
         self._readers.pop(uid, None)
         self._entries.pop(uid, None)
+        self._covered.pop(uid, None)
+        self._applied.pop(uid, None)
+        self.claims.release(uid)
+
+    def _describe(self, uid: str) -> str:
+        """A live issuer by kind and name ("" when not live: its claim is void)."""
+        entry = self._entries.get(uid)
+        if entry is None:
+            return ""
+        namespace, name = entry
+        if namespace:
+            return f"CertificateIssuer {namespace}/{name}"
+        return f"ClusterCertificateIssuer {name}"
 
     def _remember_password(self, uid: str, body: Mapping[str, Any], cluster: bool) -> None:
         meta, spec = body.get("metadata") or {}, body.get("spec") or {}
@@ -157,6 +193,7 @@ class IssuerRounds:
         try:
             async with lock:
                 self.requeues.cancel(uid)
+                self._covered[uid] = trigger(body)
                 retry = await self._round(body, cluster=cluster)
         except Exception as error:  # reported by type and status only: no body, no secret
             detail = f"{error.status} {error.reason}" if isinstance(error, ApiException) else ""
@@ -220,21 +257,61 @@ class IssuerRounds:
             try:
                 client = await self.ctx.vaults.for_ref(str(meta.get("namespace") or ""), ref)
             except VaultUnavailable as unavailable:
-                inp = _replace(inp, vault_problem=unavailable.message)
-            if client is not None and not inp.deleting:
-                inp, password = await self._gather(inp, resource, client, cluster)
+                inp = _replace(
+                    inp, vault_problem=unavailable.message, vault_missing=unavailable.missing
+                )
+            if client is not None:
+                inp = _replace(inp, vault_url=client.vault_url)
+                if not inp.deleting:
+                    inp, password = await self._gather(uid, inp, resource, client, cluster)
+        # No await from here to the claim: two resources cannot both take one issuer.
+        key = claim_key(inp.vault_url, inp.issuer_name) if inp.vault_url else None
+        if key is not None:
+            inp = _replace(inp, claimed_by=self.claims.held_by_other(uid, key))
         decision = decide(inp)
+        ours = decision.write is Write.PUT or owned(inp.status, inp.vault_url)
+        if key is not None and not inp.claimed_by and ours:
+            self.claims.claim(uid, key)
         final = await self._act(
             body, inp, decision, cluster=cluster, client=client, password=password
         )
+        self._after(uid, inp, decision, final, password)
         if final.retry_after is None:
             self._attempts.pop(uid, None)
         else:
             self._attempts[uid] = inp.attempt + 1
         return final.retry_after
 
+    def _after(
+        self,
+        uid: str,
+        inp: IssuerInput,
+        decision: IssuerDecision,
+        final: IssuerDecision,
+        password: str | None,
+    ) -> None:
+        """What this process keeps after a round: the claim (released once the resource lets
+        go of its issuer) and the password now in Key Vault."""
+        status = final.body or {}
+        let_go = inp.deleting and (decision.remove_finalizer or final.remove_finalizer)
+        if let_go or (status and not status.get("managed")):
+            self.claims.release(uid)
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        if ready and password is not None:
+            self._applied[uid] = password
+        elif ready:
+            self._applied.pop(uid, None)
+
     async def _gather(
-        self, inp: IssuerInput, resource: IssuerResource, client: KeyVaultClient, cluster: bool
+        self,
+        uid: str,
+        inp: IssuerInput,
+        resource: IssuerResource,
+        client: KeyVaultClient,
+        cluster: bool,
     ) -> tuple[IssuerInput, str | None]:
         """The password Secret (its facts, and its value for a write) and Key Vault's issuer."""
         password: str | None = None
@@ -245,7 +322,9 @@ class IssuerRounds:
                 if cluster
                 else str(resource.metadata.namespace)
             )
-            facts, password = await self._password(namespace, ref.name, ref.key)
+            facts, password = await read_password(self.ctx.kube, namespace, ref.name, ref.key)
+            if password is not None and self._applied.get(uid) == password:
+                facts = dataclasses.replace(facts, applied=True)
             inp = _replace(inp, password=facts)
             if facts.problem:
                 return inp, None
@@ -256,29 +335,8 @@ class IssuerRounds:
         except KeyVaultError as error:
             if isinstance(error, Unauthorized):
                 await self.ctx.vaults.forget(client)
-            return _replace(inp, read_error=_text(error, password)), password
+            return _replace(inp, read_error=error_text(error, password)), password
         return _replace(inp, observed=found.observed()), password
-
-    async def _password(
-        self, namespace: str, name: str, key: str
-    ) -> tuple[PasswordFacts, str | None]:
-        """Facts about the password Secret, and the password (None when unusable). Messages
-        name the Secret and the key, never the value."""
-        where = f"password Secret {namespace}/{name}"
-        secret = await self.ctx.kube.get_secret(namespace, name)
-        if secret is None:
-            return PasswordFacts(problem=f"{where} does not exist"), None
-        encoded = (secret.data or {}).get(key)
-        if encoded is None:
-            return PasswordFacts(problem=f"{where} has no key {key}"), None
-        try:
-            value = base64.b64decode(encoded).decode("utf-8").strip()
-        except (binascii.Error, UnicodeDecodeError):
-            return PasswordFacts(problem=f"{where}: key {key} is not UTF-8 text"), None
-        if not value:
-            return PasswordFacts(problem=f"{where}: key {key} is empty"), None
-        version = f"{secret.metadata.uid}/{secret.metadata.resource_version}"
-        return PasswordFacts(version=version), value
 
     async def _act(
         self,
@@ -297,8 +355,9 @@ class IssuerRounds:
         kube = self.ctx.kube
         finalizers = list(meta.get("finalizers") or [])
         if decision.record_managed:
-            record = {"managed": True, "observedGeneration": inp.generation}
-            await kube.patch_custom(plural, namespace, name, {"status": record}, status=True)
+            patch = {"status": record(inp)}
+            await kube.patch_custom(plural, namespace, name, patch, status=True)
+            inp = dataclasses.replace(inp, recorded=True)
         if decision.add_finalizer:
             finalizers = [*finalizers, FINALIZER]
             await kube.patch_custom(
@@ -307,7 +366,14 @@ class IssuerRounds:
         events = list(decision.events)
         final = decision
         if decision.write is not Write.NONE and client is not None and inp.spec is not None:
-            outcome = await self._write(decision.write, client, inp, inp.spec, password)
+            outcome = await write_issuer(
+                self.ctx.vaults,
+                decision.write,
+                client=client,
+                inp=inp,
+                spec=inp.spec,
+                password=password,
+            )
             final = decide(inp.with_outcome(outcome))
             events.extend(final.events)
         if final.status is not None:
@@ -317,53 +383,15 @@ class IssuerRounds:
             with contextlib.suppress(ApiException):  # already gone: nothing is held
                 await kube.patch_custom(plural, namespace, name, {"metadata": {"finalizers": kept}})
         for event_type, reason, message in events:
-            await self.ctx.events.emit(body, event_type, reason, _safe(message, password), kind)
+            await self.ctx.events.emit(body, event_type, reason, safe(message, password), kind)
         return final
-
-    async def _write(
-        self,
-        write: Write,
-        client: KeyVaultClient,
-        inp: IssuerInput,
-        spec: IssuerSpecBase,
-        password: str | None,
-    ) -> WriteOutcome:
-        settings = desired_settings(spec)
-        try:
-            if write is Write.DELETE:
-                await client.delete_issuer(inp.issuer_name)
-                return WriteOutcome(ok=True)
-            call = client.set_issuer if write is Write.PUT else client.update_issuer
-            written = await call(
-                inp.issuer_name,
-                settings.provider,
-                account_id=settings.account_id,
-                password=password,
-                organization_id=settings.organization_id,
-                administrators=settings.administrators,
-                enabled=settings.enabled,
-            )
-        except NotFound as error:
-            if write is Write.DELETE:
-                return WriteOutcome(ok=True, not_found=True)
-            return WriteOutcome(ok=False, error=_text(error, password))
-        except (BadParameter, Forbidden) as error:
-            return WriteOutcome(ok=False, error=_text(error, password), rejected=True)
-        except KeyVaultError as error:
-            if isinstance(error, Unauthorized):
-                await self.ctx.vaults.forget(client)
-            return WriteOutcome(ok=False, error=_text(error, password))
-        return WriteOutcome(ok=True, observed=written.observed())
 
 
 def _replace(inp: IssuerInput, **changes: Any) -> IssuerInput:
     return dataclasses.replace(inp, **changes)
 
 
-def _text(error: Exception, password: str | None) -> str:
-    """An error's scrubbed text, with the password redacted once more (belt and braces)."""
-    return _safe(str(error) or type(error).__name__, password)
-
-
-def _safe(text: str, password: str | None) -> str:
-    return redact_secret(text, (password,) if password else (), fields=False)
+def trigger(body: Mapping[str, Any]) -> tuple[object, ...]:
+    """What in an issuer's body asks for a round: its generation and its deletion."""
+    meta = body.get("metadata") or {}
+    return (meta.get("generation"), bool(meta.get("deletionTimestamp")))

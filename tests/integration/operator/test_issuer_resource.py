@@ -1,10 +1,13 @@
 """CertificateIssuer / ClusterCertificateIssuer (issue #19 §2) against the real API server, the
 session operator and the local vault: written to Key Vault, updated, rotated password, NotOwned
-then adopted, deleted with Delete and with Retain, and used by a Certificate."""
+then adopted, deleted with Delete and with Retain, and used by a Certificate; and the review's
+findings: a failing delete backs off, a gone vault lets the issuer go, vaultRef is immutable,
+one resource per issuer, updates are PUT whole."""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +16,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tests.integration.operator.faultproxy import FaultProxy, Record
 from tests.integration.operator.harness import (
     GROUP,
     VERSION,
@@ -189,18 +193,35 @@ def test_an_issuer_is_written_updated_and_its_password_rotated(
     assert (found["provider"], found["attributes"]["enabled"]) == ("GlobalSign", False)
     assert found["credentials"] == {"account_id": "acct-2"}
     assert body["status"]["issuer"]["enabled"] is False
-    assert vault_ops.count(PATCHES) - after.get(PATCHES, 0) == 1
+    # Updates are PUT whole (SetCertificateIssuer), never PATCHed: a PATCH keeps dropped fields.
+    assert vault_ops.count(PUTS) - after.get(PUTS, 0) == 1
+    assert vault_ops.count(PATCHES) == after.get(PATCHES, 0)
 
     # A rotated password (the labelled Secret changed): applied at once, the hash moves.
     applied = body["status"]["appliedHash"]
-    patches = vault_ops.count(PATCHES)
+    puts = vault_ops.count(PUTS)
     password_secret(kube, f"{name}-account", rotated)
     wait_for(
         lambda: (issuers.get(name) or {})["status"].get("appliedHash") not in (applied, None),
         30,
         "the rotated password applied",
     )
-    assert vault_ops.count(PATCHES) - patches == 1
+    assert vault_ops.count(PUTS) - puts == 1
+
+    # A metadata-only edit of the Secret (a new resourceVersion, the same password): the round
+    # sees it, moves the hash, and sends nothing (the applied password is compared in memory).
+    applied = (issuers.get(name) or {})["status"]["appliedHash"]
+    puts = vault_ops.count(PUTS)
+    kube.core.patch_namespaced_secret(
+        f"{name}-account", kube.namespace, {"metadata": {"annotations": {"example.com/x": "1"}}}
+    )
+    wait_for(
+        lambda: (issuers.get(name) or {})["status"].get("appliedHash") != applied,
+        30,
+        "the Secret's new resourceVersion recorded",
+    )
+    assert vault_ops.count(PUTS) == puts, "the same password sent again"
+    assert vault_ops.count(PATCHES) == after.get(PATCHES, 0)
 
     # The password is nowhere: status, events, the operator's log.
     shown = json.dumps(issuers.get(name)) + " ".join(str(e.message) for e in events(kube, name))
@@ -384,8 +405,19 @@ def test_a_restart_reads_the_issuer_and_writes_nothing_when_it_is_as_the_spec_sa
         keyvault,
         accountId="a",
         passwordSecretRef={"name": f"{name}-account", "key": "password"},
+        organizationId="org-1",
+        administrators=[{"firstName": "Ada", "email": "ada@example.com"}],
     )
-    version = issuers.ready(name)["metadata"]["resourceVersion"]
+    issuers.ready(name)
+    # Fields removed from the spec are removed in Key Vault (the update is a whole PUT).
+    patches = vault_ops.count(PATCHES)
+    issuers.patch(name, {"organizationId": None, "administrators": None})
+    version = issuers.ready(name, generation=2)["metadata"]["resourceVersion"]
+    found = issuers.in_vault(name)
+    assert found is not None
+    assert not found.get("org_details"), found.get("org_details")
+    assert found["credentials"] == {"account_id": "a"}
+    assert vault_ops.count(PATCHES) == patches
     gets, writes = vault_ops.count(GETS), vault_ops.count(PUTS) + vault_ops.count(PATCHES)
 
     operator.restart()
@@ -399,3 +431,136 @@ def test_a_restart_reads_the_issuer_and_writes_nothing_when_it_is_as_the_spec_sa
         "a Key Vault write after an idle re-list",
     )
     assert (issuers.get(name) or {})["metadata"]["resourceVersion"] == version
+
+
+def authorized_deletes(proxy: FaultProxy, name: str) -> list[Record]:
+    """The DELETEs of issuer `name` that carried a token: one per round (the bodyless probe
+    before it, for the bearer challenge, carries none)."""
+    path = f"/certificates/issuers/{name}"
+    return [
+        r for r in proxy.records() if (r.method, r.path, r.authorized) == ("DELETE", path, True)
+    ]
+
+
+@pytest.mark.one_profile("documented")
+def test_a_failing_delete_is_retried_with_backoff_not_at_once(
+    kube: Kube, keyvault: str, issuers: Issuers, vault: LocalVault, vault_ops: VaultOps
+):
+    """Issue #19 §2 review, finding 1: each failed delete round wrote status, whose echo (with
+    a deletionTimestamp) started the next round at once. The vault's token is made wrong after
+    the issuer is Ready, then the issuer (deletionPolicy Delete) is deleted: its DELETEs are
+    spaced by the backoff (5 s, 10 s, 20 s, times at most 1.5): at most 3 rounds in 20 s."""
+    name = unique("stuck")
+    kube.put_secret("bad-token", {"token": b"not-the-vault-token"})
+    with FaultProxy(vault, rate=0.0) as proxy:
+        kube.put_secret("proxy-token", {"token": vault.token.encode()})
+        kube.keyvault("viaproxy", proxy.url, "proxy-token", vault.ca_path.read_text())
+        issuers.apply(name, "viaproxy", deletionPolicy="Delete")
+        issuers.ready(name)
+        wait_for(
+            lambda: (
+                "kvcert.io/cleanup"
+                in ((issuers.get(name) or {})["metadata"].get("finalizers") or [])
+            ),
+            10,
+            "the finalizer",
+        )
+        bad = {"spec": {"auth": {"token": {"secretRef": {"name": "bad-token", "key": "token"}}}}}
+        kube.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, kube.namespace, "keyvaults", "viaproxy", bad
+        )
+
+        def refused() -> bool:
+            found = kube.custom.get_namespaced_custom_object(
+                GROUP, VERSION, kube.namespace, "keyvaults", "viaproxy"
+            )
+            status = found.get("status") or {}
+            ready = [c["status"] for c in status.get("conditions") or [] if c["type"] == "Ready"]
+            return status.get("observedGeneration") == 2 and ready == ["False"]
+
+        # The operator has the KeyVault's new generation (its probe was refused): the issuer's
+        # rounds use the wrong token from here on.
+        wait_for(refused, 30, "the KeyVault probed with the wrong token")
+        issuers.delete(name)
+        try:
+            first = wait_for(lambda: authorized_deletes(proxy, name), 30, "the first DELETE")[0]
+            never(
+                lambda: len(authorized_deletes(proxy, name)) > 3,
+                max(20.0 - (time.monotonic() - first.at), 0.0),
+                "a fourth DELETE round within 20 s",
+            )
+            rounds = authorized_deletes(proxy, name)
+            assert [r.status for r in rounds] == [401] * len(rounds)
+            assert len(rounds) >= 2, "the failed delete is retried"
+            assert rounds[1].at - rounds[0].at >= 4.5
+            body = issuers.get(name)
+            assert body is not None, "the finalizer holds the issuer while Key Vault refuses"
+            ready = condition(body, "Ready")
+            assert (ready["status"], ready["reason"]) == ("False", "KeyVaultError")
+        finally:
+            # Let it go: the finalizer is removed by hand, the issuer dropped from the vault.
+            issuers.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, kube.namespace, PLURAL, name, {"metadata": {"finalizers": []}}
+            )
+            wait_for(lambda: issuers.get(name) is None, 30, f"{name} gone")
+    issuers.drop(name)
+
+
+def test_a_second_resource_cannot_take_an_issuer_another_manages_even_with_adopt(
+    kube: Kube, keyvault: str, issuers: Issuers, vault_ops: VaultOps
+):
+    """Issue #19 §2 review, finding 5: one resource per Key Vault issuer, adoption or not."""
+    shared = unique("shared")
+    issuers.apply("first", keyvault, issuerName=shared, accountId="first")
+    issuers.ready("first")
+    writes = vault_ops.count(PUTS) + vault_ops.count(PATCHES)
+    issuers.apply("second", keyvault, issuerName=shared, provider="GlobalSign", adopt=True)
+
+    body = issuers.ready("second", "False", "NotOwned")
+    assert f"CertificateIssuer {kube.namespace}/first" in condition(body, "Ready")["message"]
+    assert not body["status"].get("managed")
+    never(
+        lambda: vault_ops.count(PUTS) + vault_ops.count(PATCHES) != writes,
+        3,
+        "a write by the second resource",
+    )
+    assert (issuers.in_vault(shared) or {})["provider"] == "DigiCert"
+
+
+def test_vault_ref_is_immutable_and_a_gone_vault_lets_the_issuer_go(
+    kube: Kube, keyvault: str, issuers: Issuers, vault: LocalVault, vault_ops: VaultOps
+):
+    """Issue #19 §2 review, findings 2 and 3: vaultRef cannot be changed (CEL); a namespace
+    being deleted removes the KeyVault and the issuer together: with the vault gone, the
+    issuer (deletionPolicy Delete) is let go with a VaultMissing event, nothing deleted."""
+    name = unique("orphan")
+    kube.keyvault("doomed", vault.url, "vault-token", vault.ca_path.read_text())
+    issuers.apply(name, "doomed", deletionPolicy="Delete")
+    body = issuers.ready(name)
+    assert body["status"]["vaultURL"] == vault.url.rstrip("/")
+    wait_for(
+        lambda: (
+            "kvcert.io/cleanup" in ((issuers.get(name) or {})["metadata"].get("finalizers") or [])
+        ),
+        10,
+        "the finalizer",
+    )
+    with pytest.raises(ApiException) as refused:
+        issuers.patch(name, {"vaultRef": {"name": keyvault}})
+    assert refused.value.status == 422
+    assert "vaultRef is immutable" in str(refused.value.body)
+
+    kube.custom.delete_namespaced_custom_object(
+        GROUP, VERSION, kube.namespace, "keyvaults", "doomed"
+    )
+    issuers.delete(name)
+    wait_for(lambda: issuers.get(name) is None, 30, f"{name} let go")
+    warnings = wait_for(
+        lambda: [e for e in events(kube, name) if e.reason == "VaultMissing"],
+        10,
+        "the VaultMissing event",
+    )
+    assert warnings[0].type == "Warning"
+    assert "nothing was deleted in Key Vault" in str(warnings[0].message)
+    assert issuers.in_vault(name) is not None, "nothing deleted without its vault"
+    issuers.drop(name)

@@ -92,6 +92,13 @@ def test_the_cluster_issuer_may_name_the_password_secrets_namespace() -> None:
     assert issuer.spec.password_secret_ref.namespace == "platform"
 
 
+def test_the_ownership_record_names_its_vault_on_the_wire() -> None:
+    raw = {**body(), "status": {"managed": True, "vaultURL": "https://kv.example:8443"}}
+    status = CertificateIssuer.from_body(raw).status
+    assert status.vault_url == "https://kv.example:8443"
+    assert status.to_wire() == {"managed": True, "vaultURL": "https://kv.example:8443"}
+
+
 def test_a_status_of_another_shape_is_read_as_empty() -> None:
     raw = {**body(), "status": {"managed": "perhaps", "conditions": "no"}}
     assert CertificateIssuer.from_body(raw).status.managed is None
@@ -101,8 +108,12 @@ def test_a_status_of_another_shape_is_read_as_empty() -> None:
 def test_the_crd_carries_the_rules_as_cel(crd: Any) -> None:
     built = build_crd(crd)
     schema = built["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    messages = {rule["message"] for rule in schema["x-kubernetes-validations"]}
+    rules = {rule["message"]: rule["rule"] for rule in schema["x-kubernetes-validations"]}
+    messages = set(rules)
     assert "issuerName is immutable" in messages
+    # Ownership is of an issuer in one vault: another vault is another resource (#19 review).
+    immutable = "vaultRef is immutable: create a new resource for another vault"
+    assert rules[immutable] == "self.vaultRef == oldSelf.vaultRef"
     namespaced = any("passwordSecretRef.namespace" in message for message in messages)
     assert namespaced is (crd.scope == "Namespaced")
     assert schema["properties"]["provider"]["enum"] == [p.value for p in IssuerProvider]
