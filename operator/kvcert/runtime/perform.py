@@ -110,12 +110,17 @@ class Performer:
             return CallError(status=422, code=type(error).__name__, message=str(error))
 
     async def _update_in_place(self, action: actions.UpdateInPlace) -> None:
-        """PATCH the policy's lifetime actions (or the whole policy: an adoption, issue #19
-        §3), then the tags (issue #15 §3)."""
+        """An adoption (the whole policy, issue #19 §3): the tags first, so that Key Vault
+        never holds a policy of ours on a certificate not yet tagged ours (a crash or a
+        refusal between the two leaves it tagged, and the recorded intent resumes). Otherwise
+        the policy's lifetime actions, then the tags (issue #15 §3)."""
         client = self._client()
         if action.policy is not None:
+            if action.tags is not None:
+                await client.update_tags(action.certificate_name, action.tags)
             await client.update_policy(action.certificate_name, policy_spec(action.policy))
-        elif action.lifetime_actions is not None:
+            return
+        if action.lifetime_actions is not None:
             rules = tuple(
                 LifetimeActionSpec(
                     action=item.action.value,

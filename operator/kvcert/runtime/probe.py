@@ -145,7 +145,11 @@ async def apply_contacts(client: KeyVaultClient, desired: Sequence[Contact]) -> 
     except BadParameter as error:
         return ContactsOutcome(False, ContactsReason.REJECTED, f"{url}: {error}")
     except KeyVaultError as error:
-        return ContactsOutcome(False, ContactsReason.KEY_VAULT_ERROR, f"{url}: {error}")
+        return ContactsOutcome(
+            False,
+            ContactsReason.KEY_VAULT_ERROR,
+            f"{url}: {error} (tried again when the spec changes or the operator restarts)",
+        )
     return ContactsOutcome(
         True,
         ContactsReason.SET,
