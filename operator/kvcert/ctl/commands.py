@@ -17,7 +17,7 @@ import yaml
 from kubernetes import client
 
 from kvcert.api.lifecycle import RENEW_ANNOTATION, RETRY_ANNOTATION
-from kvcert.ctl import OK, status
+from kvcert.ctl import OK, REFUSED, CtlError, status
 from kvcert.ctl.kubeclient import Cluster, event_time
 from kvcert.ctl.merge import pending_csr
 from kvcert.ctl.x509facts import csr_facts, load_csr, secret_facts
@@ -77,6 +77,15 @@ def run_request(cluster: Cluster, args: argparse.Namespace) -> int:
     """renew / retry: set the annotation to the time now (a new value each time); cancel:
     spec.cancel true."""
     where = f"{cluster.namespace}/{args.name}"
+    existing = (cluster.certificate(args.name).get("spec") or {}).get("source") == "Existing"
+    if existing and args.command != "renew":
+        # Refused here, with the reason, rather than by the API server's rule (issue #19 §3).
+        raise CtlError(
+            f"Certificate {where} has source: Existing: kvcert only delivers it and never asks"
+            f" Key Vault for anything, so there is nothing to {args.command}; do it in Key"
+            " Vault, or set source: Managed (with adopt: true) to let kvcert manage it",
+            REFUSED,
+        )
     if args.command == "cancel":
         body = cluster.patch_certificate(args.name, {"spec": {"cancel": True}})
         op = (body.get("status") or {}).get("operation") or {}
@@ -89,6 +98,8 @@ def run_request(cluster: Cluster, args: argparse.Namespace) -> int:
     value = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     cluster.patch_certificate(args.name, {"metadata": {"annotations": {annotation: value}}})
     what = "one renewal" if args.command == "renew" else "one retry"
+    if existing:
+        what = "a look at Key Vault now (source: Existing: a new version is made in Key Vault)"
     print(f"Certificate {where}: asked for {what} ({annotation}={value})")
     return OK
 

@@ -299,3 +299,38 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_requests_on_an_existing_certificate_say_what_they_do_or_are_refused_locally(
+    cluster: Cluster, kube: Kube, keyvault: str, vault_ops: VaultOps
+):
+    """source: Existing (issue #19 §3): renew asks for a look at Key Vault, cancel and retry
+    are refused before anything is written (exit 4), status shows the source."""
+    name = f"legacy-{time.time_ns() % 10**8}"
+    policy = {
+        "x509_props": {"subject": f"CN={name}.example.com"},
+        "issuer": {"name": "Self"},
+        "key_props": {"kty": "EC", "crv": "P-256", "exportable": True},
+        "secret_props": {"contentType": "application/x-pem-file"},
+    }
+    vault_ops.ok("POST", f"/certificates/{name}/create", {"policy": policy})
+    spec = {"source": "Existing", "vaultRef": {"name": keyvault}, "secretName": f"{name}-tls"}
+    kube.apply_certificate(name, spec)
+    kube.wait_condition(name, "Ready", "True", "Issued")
+
+    shown = ctl(cluster, kube, "status", name)
+    assert shown.returncode == 0, shown.stderr
+    assert "Source:      Existing (kvcert only delivers; looks every 1h)" in shown.stdout
+
+    renew = ctl(cluster, kube, "renew", name)
+    assert renew.returncode == 0, renew.stderr
+    assert "asked for a look at Key Vault now" in renew.stdout
+    for command in ("cancel", "retry"):
+        refused = ctl(cluster, kube, command, name)
+        assert refused.returncode == 4, refused.stderr
+        assert refused.stderr.count("\n") == 1
+        assert "source: Existing" in refused.stderr
+    body = kube.certificate(name)
+    assert body is not None
+    assert body["spec"].get("cancel") is not True
+    assert "kvcert.io/retry" not in (body["metadata"].get("annotations") or {})
