@@ -110,7 +110,13 @@ def test_an_operator_without_rbac_is_unready_and_names_the_refused_list_until_gr
                 rules=[
                     client.V1PolicyRule(
                         api_groups=["kvcert.io"],
-                        resources=["certificates", "keyvaults", "clusterkeyvaults"],
+                        resources=[
+                            "certificates",
+                            "keyvaults",
+                            "clusterkeyvaults",
+                            "certificateissuers",
+                            "clustercertificateissuers",
+                        ],
                         verbs=["list", "watch"],
                     )
                 ],

@@ -1,5 +1,6 @@
-"""Server-side apply, as Argo CD (ServerSideApply=true) and Flux apply: every example
-Certificate and KeyVault (examples/*.yaml, pointed at the test's vault and namespace) applied
+"""Server-side apply, as Argo CD (ServerSideApply=true) and Flux apply: every namespaced example
+(examples/*.yaml: Certificate, KeyVault, CertificateIssuer, pointed at the test's vault and
+namespace) applied
 twice is a no-op the second time, and the operator owns no spec field: its managedFields entries
 touch only status, metadata.finalizers and the kopf/kvcert annotations."""
 
@@ -17,23 +18,32 @@ from tests.support.gitops import REPO
 
 pytestmark = pytest.mark.one_profile("documented")
 MANAGER = "gitops-test"
-PLURALS = {"Certificate": "certificates", "KeyVault": "keyvaults"}
+PLURALS = {
+    "Certificate": "certificates",
+    "KeyVault": "keyvaults",
+    "CertificateIssuer": "certificateissuers",
+}
 OWNED_METADATA = {"f:finalizers", "f:annotations"}
 OWNED_ANNOTATION_PREFIXES = ("f:kvcert.io/", "f:kopf.zalando.org/")
 
 
 def examples(vault: str) -> list[dict[str, Any]]:
-    """examples/*.yaml, each Certificate pointed at `vault`, the KeyVault renamed (the test's
-    own KeyVault is `main`)."""
+    """examples/*.yaml, namespaced kinds only (a ClusterCertificateIssuer would reach past the
+    test's namespace), each Certificate and CertificateIssuer pointed at `vault`, the KeyVault
+    renamed (the test's own KeyVault is `main`). The adoption example names the same Key Vault
+    certificate and Secret as the Existing one it turns Managed: it gets names of its own."""
     found = []
     for path in sorted((REPO / "examples").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
-            if not doc:
+            if not doc or doc["kind"] not in PLURALS:
                 continue
-            if doc["kind"] == "Certificate":
+            if doc["kind"] in ("Certificate", "CertificateIssuer"):
                 doc["spec"]["vaultRef"] = {"name": vault}
             else:
                 doc["metadata"]["name"] = f"example-{doc['metadata']['name']}"
+            if path.name == "adopt-certificate.yaml":
+                doc["metadata"]["name"] = doc["spec"]["certificateName"] = "example-adopt"
+                doc["spec"]["secretName"] = "example-adopt-tls"
             found.append(doc)
     return found
 
@@ -69,7 +79,7 @@ def test_applying_each_example_twice_is_a_no_op_and_the_operator_owns_no_spec(
 ) -> None:
     vault_ops.set_issuer("mydigicert", "DigiCert")
     docs = examples(keyvault)
-    assert {doc["kind"] for doc in docs} == {"Certificate", "KeyVault"}
+    assert {doc["kind"] for doc in docs} == set(PLURALS)
     for doc in docs:
         apply(kube, doc)
     for doc in docs:
