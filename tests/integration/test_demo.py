@@ -18,3 +18,5 @@ def test_the_demo_brings_every_example_certificate_to_ready(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "all certificates are Ready" in result.stdout
     assert "kubernetes.io/tls" in result.stdout
+    assert "CertificateIssuer mydigicert: Ready" in result.stdout
+    assert "legacy-web" in result.stdout  # a certificate made outside kvcert, source: Existing

@@ -81,6 +81,7 @@ def _run_demo(
     stack.enter_context(processes.operator(plane.kubeconfig, directory / "operator.log"))
     print(f"operator running (log: {directory / 'operator.log'})", flush=True)
     demo.create_issuer(api)
+    demo.create_outside_certificate(vault)
     for example in demo.examples():
         subprocess.run([*kubectl, "apply", "-n", demo.NAMESPACE, "-f", str(example)], check=True)  # noqa: S603
     demo.sign_manual_request(api)

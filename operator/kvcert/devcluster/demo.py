@@ -2,8 +2,10 @@
 
 The control plane, the local vault and the operator run as child processes; the simulated
 DigiCert issuer is declared as a CertificateIssuer (examples/certificateissuer.yaml) and waited
-for; examples/ is applied with kubectl, and the one step a human does for a manual certificate
-(signing its CSR with a CA of their choice) is done by a throwaway demo CA.
+for; a certificate is made directly in the vault, as a team migrating to kvcert would already
+have one (`legacy-web`, delivered by examples/existing-certificate.yaml); examples/ is applied
+with kubectl, and the one step a human does for a manual certificate (signing its CSR with a CA
+of their choice) is done by a throwaway demo CA.
 """
 
 from __future__ import annotations
@@ -78,6 +80,35 @@ def create_issuer(api: client.ApiClient, timeout: float = 60) -> None:
             said = f"{ready.get('reason')}: {ready.get('message')}" if ready else "no status"
             raise TimeoutError(f"CertificateIssuer {name} did not become Ready ({said})")
         time.sleep(0.5)
+
+
+EXISTING_EXAMPLE = REPO_ROOT / "examples" / "existing-certificate.yaml"
+
+
+def create_outside_certificate(vault: RunningVault, timeout: float = 30) -> None:
+    """A certificate made in the vault without kvcert (as `az keyvault certificate create`
+    would), untagged, issuer Self: what examples/existing-certificate.yaml delivers."""
+    name = yaml.safe_load(EXISTING_EXAMPLE.read_text())["spec"]["certificateName"]
+    policy = {
+        "issuer": {"name": "Self"},
+        "x509_props": {
+            "subject": "CN=legacy.example.com",
+            "sans": {"dns_names": ["legacy.example.com"]},
+        },
+        "key_props": {"kty": "EC", "crv": "P-256", "exportable": True},
+        "secret_props": {"contentType": "application/x-pem-file"},
+    }
+    params = {"api-version": "7.5"}
+    with vault.client() as http:
+        answer = http.post(f"/certificates/{name}/create", params=params, json={"policy": policy})
+        answer.raise_for_status()
+        deadline = time.monotonic() + timeout
+        pending = f"/certificates/{name}/pending"
+        while http.get(pending, params=params).json()["status"].lower() != "completed":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the vault did not issue {name}")
+            time.sleep(0.2)
+    print(f"Key Vault certificate {name} made outside kvcert (issuer Self)", flush=True)
 
 
 def create_vault_resource(api: client.ApiClient, vault: RunningVault) -> None:
@@ -205,7 +236,7 @@ def watch_until_ready(kubectl: list[str], api: client.ApiClient, timeout: float)
 
 
 def examples() -> list[Path]:
-    return sorted((REPO_ROOT / "examples").glob("certificate-*.yaml"))
+    return [*sorted((REPO_ROOT / "examples").glob("certificate-*.yaml")), EXISTING_EXAMPLE]
 
 
 def describe_examples() -> str:
