@@ -86,6 +86,7 @@ CERTIFICATE = CrdKind(
         READY_COLUMN,
         Column("Status", ".status.operation.status"),
         Column("Issuer", ".spec.policy.issuer.name"),
+        Column("Source", ".spec.source", priority=1),
         Column("Secret", ".spec.secretName"),
         # Not type "date": kubectl prints a future date as <invalid>.
         Column("Expires", ".status.certificate.notAfter"),
@@ -116,6 +117,7 @@ CLUSTERKEYVAULT = CrdKind(
 )
 ISSUER_COLUMNS = (
     READY_COLUMN,
+    Column("Reason", '.status.conditions[?(@.type=="Ready")].reason'),
     Column("Issuer", ".status.issuer.id", priority=1),
     Column("Provider", ".spec.provider"),
     Column("Vault", ".spec.vaultRef.name"),
@@ -125,7 +127,7 @@ CERTIFICATEISSUER = CrdKind(
     kind="CertificateIssuer",
     plural="certificateissuers",
     scope="Namespaced",
-    short_names=("kvissuer",),
+    short_names=("kvissuer", "kvissuers"),
     spec=CertificateIssuerSpec,
     status=CertificateIssuerStatus,
     columns=ISSUER_COLUMNS,
@@ -136,7 +138,7 @@ CLUSTERCERTIFICATEISSUER = CrdKind(
     kind="ClusterCertificateIssuer",
     plural="clustercertificateissuers",
     scope="Cluster",
-    short_names=("kvclusterissuer",),
+    short_names=("kvclusterissuer", "kvclusterissuers"),
     spec=ClusterCertificateIssuerSpec,
     status=CertificateIssuerStatus,
     columns=ISSUER_COLUMNS,

@@ -52,6 +52,7 @@ def test_certificate_crd_names_columns_and_subresources() -> None:
         "Ready": '.status.conditions[?(@.type=="Ready")].status',
         "Status": ".status.operation.status",
         "Issuer": ".spec.policy.issuer.name",
+        "Source": ".spec.source",
         "Secret": ".spec.secretName",
         "Expires": ".status.certificate.notAfter",
         "Renewal": ".status.renewalTime",
