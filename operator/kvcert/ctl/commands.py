@@ -99,7 +99,7 @@ def run_request(cluster: Cluster, args: argparse.Namespace) -> int:
     cluster.patch_certificate(args.name, {"metadata": {"annotations": {annotation: value}}})
     what = "one renewal" if args.command == "renew" else "one retry"
     if existing:
-        what = "a look at Key Vault now (source: Existing: a new version is made in Key Vault)"
+        what = "a look at Key Vault now (source: Existing: kvcert delivers versions, makes none)"
     print(f"Certificate {where}: asked for {what} ({annotation}={value})")
     return OK
 

@@ -155,11 +155,12 @@ def render(facts: Mapping[str, Any], now: datetime) -> str:
             lines.append(f"  Next refresh: {_iso(refresh)} ({age(refresh, now)})")
     elif spec.get("adopt"):
         lines.append("  Source:      Managed (spec.adopt: true)")
-    lines.append(f"  Issuer:      {spec['issuer'] or '-'}")
-    lines.append(f"  Subject:     {spec['subject'] or '-'}")
-    names = [f"DNS:{n}" for n in spec["dnsNames"]] + [f"email:{n}" for n in spec["emails"]]
-    names += [f"UPN:{n}" for n in spec["upns"]]
-    lines.append(f"  SANs:        {', '.join(names) or '-'}")
+    if not existing:  # Existing has no policy: the Secret's leaf below says what it is
+        lines.append(f"  Issuer:      {spec['issuer'] or '-'}")
+        lines.append(f"  Subject:     {spec['subject'] or '-'}")
+        names = [f"DNS:{n}" for n in spec["dnsNames"]] + [f"email:{n}" for n in spec["emails"]]
+        names += [f"UPN:{n}" for n in spec["upns"]]
+        lines.append(f"  SANs:        {', '.join(names) or '-'}")
     lines.append(f"  Secret:      {spec['secretName']}")
     for key, label in (("mergeFrom", "Merge from"), ("importFrom", "Import from")):
         if spec[key]:
