@@ -32,6 +32,7 @@ from kubernetes import client, config
 
 from tests.e2e.cluster import NodeCluster
 from tests.e2e.forward import Forwarder
+from tests.e2e.issuers import issuers_scenario
 from tests.integration.operator.harness import (
     CREATES,
     GROUP,
@@ -64,6 +65,8 @@ SCENARIOS = {
     "early": "Certificate applied before its KeyVault",
     "import": "certificate imported from a PEM Secret",
     "shared": "ClusterKeyVault (applied after its Certificate), deletionPolicy Delete",
+    "issuers": "CertificateIssuer and ClusterCertificateIssuer applied before their password"
+    " Secrets, written to Key Vault, deleted there with deletionPolicy Delete",
 }
 
 
@@ -264,7 +267,7 @@ def test_2_certificates_of_every_kind_issue_under_the_charts_rbac(e2e: E2E):
     )
     shared["vaultRef"]["kind"] = "ClusterKeyVault"
     kubes["shared"].apply_certificate("shared", shared)
-    for name in ("self", "manual", "pending", "import"):
+    for name in ("self", "manual", "pending", "import", "issuers"):
         e2e.keyvault(name)
     kubes["self"].apply_certificate("web", certificate_spec("main", "web-tls"))
     manual = {"mergeFrom": {"secretName": "api-signed"}}
@@ -370,6 +373,8 @@ def test_2_certificates_of_every_kind_issue_under_the_charts_rbac(e2e: E2E):
     wait_for(lambda: kubes["shared"].certificate("shared") is None, 60, "shared to be deleted")
     deleted = e2e.ops.call("GET", "/deletedcertificates/shared")
     assert deleted.status_code == 200, deleted.text
+    # Issuers (issue #19 §2): written to Key Vault by the pod, then deleted there.
+    issuers_scenario(e2e.api, kubes["issuers"], e2e.ops, "shared", HELM_NS)
     e2e.figures["scenarios, s"] = round(time.monotonic() - started, 1)
     e2e.figures["operator pod memory working set, bytes"] = _pod_memory(e2e, HELM_NS)
     _metrics_scraped_in_the_pod(e2e, kubes["self"].namespace)
@@ -499,6 +504,8 @@ def _used(events: list[dict[str, Any]], user: str) -> dict[tuple[str, str, str],
             where = namespace
         elif ref.get("resource") == "clusterkeyvaults" and ref.get("name") == "shared":
             where = "shared"
+        elif ref.get("resource") == "clustercertificateissuers":
+            where = "issuers"
         elif event["verb"] in ("list", "watch"):
             where = "watch"
         else:
