@@ -16,11 +16,17 @@ from kvcert.devcluster import cli as devcluster_cli
 from kvcert.vault import cli as vault_cli
 
 Runner = Callable[[argparse.Namespace], int]
+DESCRIPTION = (
+    "kvcert: Azure Key Vault certificates as Kubernetes resources. `kvcert status NAME` tells"
+    " what a Certificate is doing; `operator run` runs the operator, `vault serve` the local"
+    " Key Vault, `dev up` both with a local control plane (make demo)."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kvcert", description=__doc__)
+    parser = argparse.ArgumentParser(prog="kvcert", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"kvcert {__version__}")
+    ctl_cli.add_connection(parser)  # as in kubectl: `kvcert -n team-a status web`
     commands = parser.add_subparsers(dest="command", required=True)
     operator_cli.register(commands)
     vault_cli.register(commands)
@@ -30,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ctl_cli.check_connection(parser, args)
     run: Runner = args.run
     return run(args)
 

@@ -17,9 +17,9 @@ import yaml
 from kubernetes import client
 
 from kvcert.api.lifecycle import RENEW_ANNOTATION, RETRY_ANNOTATION
-from kvcert.ctl import OK, REFUSED, CtlError, status
+from kvcert.ctl import FAILED, OK, REFUSED, CtlError, status
 from kvcert.ctl.kubeclient import Cluster, event_time
-from kvcert.ctl.merge import pending_csr
+from kvcert.ctl.merge import pending_csr, refuse_existing
 from kvcert.ctl.x509facts import csr_facts, load_csr, secret_facts
 
 Command = Callable[[Cluster, argparse.Namespace], int]
@@ -77,22 +77,29 @@ def run_request(cluster: Cluster, args: argparse.Namespace) -> int:
     """renew / retry: set the annotation to the time now (a new value each time); cancel:
     spec.cancel true."""
     where = f"{cluster.namespace}/{args.name}"
-    existing = (cluster.certificate(args.name).get("spec") or {}).get("source") == "Existing"
+    body = cluster.certificate(args.name)
+    spec = body.get("spec") or {}
+    existing = spec.get("source") == "Existing"
     if existing and args.command != "renew":
-        # Refused here, with the reason, rather than by the API server's rule (issue #19 §3).
+        refuse_existing(body, args.name, args.command)
+    state = ((body.get("status") or {}).get("operation") or {}).get("status") or "none"
+    if args.command == "cancel" and state != "inProgress":
         raise CtlError(
-            f"Certificate {where} has source: Existing: kvcert only delivers it and never asks"
-            f" Key Vault for anything, so there is nothing to {args.command}; do it in Key"
-            " Vault, or set source: Managed (with adopt: true) to let kvcert manage it",
+            f"Certificate {where}: nothing is in progress (pending operation: {state}), so"
+            " there is nothing to cancel: nothing written",
+            REFUSED,
+        )
+    if args.command != "cancel" and spec.get("cancel"):
+        raise CtlError(
+            f"Certificate {where} has spec.cancel: true, and no new request is made while it"
+            f" is: set it to false first (kubectl -n {cluster.namespace} patch kvcert"
+            f' {args.name} --type merge -p \'{{"spec":{{"cancel":false}}}}\'), or in'
+            " Git if it comes from there",
             REFUSED,
         )
     if args.command == "cancel":
-        body = cluster.patch_certificate(args.name, {"spec": {"cancel": True}})
-        op = (body.get("status") or {}).get("operation") or {}
-        state = op.get("status") or "none"
+        cluster.patch_certificate(args.name, {"spec": {"cancel": True}})
         print(f"Certificate {where}: set spec.cancel: true (pending operation: {state})")
-        if state != "inProgress":
-            print("  nothing is in progress: Key Vault has nothing to cancel", file=sys.stderr)
         return OK
     annotation = RENEW_ANNOTATION if args.command == "renew" else RETRY_ANNOTATION
     value = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -112,7 +119,7 @@ def run_inspect_secret(cluster: Cluster, args: argparse.Namespace) -> int:
     if not facts.get("leaf") and not facts.get("error"):
         facts["error"] = "no tls.crt"
     _print(facts, args.output, lambda: _render_secret(facts))
-    return OK
+    return FAILED if facts.get("error") else OK
 
 
 def _render_secret(facts: dict[str, Any]) -> str:

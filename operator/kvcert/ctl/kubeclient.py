@@ -16,7 +16,7 @@ from urllib3.exceptions import HTTPError
 
 from kvcert import __version__
 from kvcert.api import GROUP, VERSION
-from kvcert.ctl import API_ERROR, NOT_FOUND, CtlError
+from kvcert.ctl import API_ERROR, NOT_FOUND, USAGE, CtlError
 
 REQUEST_TIMEOUT = 30.0
 """Seconds one call may take."""
@@ -52,7 +52,7 @@ class Cluster:
         except (ConfigException, OSError) as error:
             raise CtlError(
                 f"cannot load kubeconfig ({error}): check --kubeconfig, KUBECONFIG and --context",
-                API_ERROR,
+                USAGE,
             ) from None
         self.api.user_agent = USER_AGENT
         self.namespace = namespace or _namespace_of_context(path, context) or "default"

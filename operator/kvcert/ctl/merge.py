@@ -47,13 +47,34 @@ operation after a cancel or an issuer's failure, and the operator merges a chain
 mergeFrom then (tests/integration/operator/test_manual.py: salvage, rescue)."""
 
 
+def refuse_existing(body: dict[str, Any], name: str, verb: str) -> None:
+    """CtlError(REFUSED) for a source: Existing Certificate (issue #19 §3): kvcert only
+    delivers it and asks Key Vault to change nothing, so there is nothing to `verb`."""
+    if (body.get("spec") or {}).get("source") != "Existing":
+        return
+    raise CtlError(
+        f"Certificate {name} has source: Existing: kvcert only delivers it and never asks Key"
+        f" Vault to change anything, so there is nothing to {verb}; do it in Key Vault, or set"
+        " source: Managed (with adopt: true) to let kvcert manage it",
+        REFUSED,
+    )
+
+
 def pending_csr(cluster: Cluster, name: str) -> str:
     """The PEM CSR of the Certificate's pending operation (status in MERGEABLE), from its
     ConfigMap (csrRef, key csr.pem), else status.operation.csr. Raises CtlError(REFUSED) when
     there is none, CtlError(NOT_FOUND) when only a ConfigMap is named and it is missing."""
     body = cluster.certificate(name)
+    refuse_existing(body, name, "sign or merge")
     op = (body.get("status") or {}).get("operation") or {}
     ref = (op.get("csrRef") or {}).get("name")
+    issuer = (((body.get("spec") or {}).get("policy") or {}).get("issuer") or {}).get("name")
+    if (issuer or "").lower() == "self":
+        raise CtlError(
+            f"Certificate {name} has issuer Self: Key Vault signs it itself, there is no CSR"
+            " to sign (issuer Unknown is the one whose CSR a CA of your choice signs)",
+            REFUSED,
+        )
     if op.get("status") not in MERGEABLE or not (ref or op.get("csr")):
         state = op.get("status") or "none"
         raise CtlError(
@@ -82,6 +103,7 @@ def run_merge(cluster: Cluster, args: argparse.Namespace) -> int:
             f"cannot read {args.chain} ({error.strerror}): check --chain", NOT_FOUND
         ) from None
     body = cluster.certificate(args.name)
+    refuse_existing(body, args.name, "merge")
     target = ((body.get("spec") or {}).get("mergeFrom") or {}).get("secretName")
     if not target:
         raise CtlError(

@@ -23,24 +23,56 @@ DEFAULT_TIMEOUT = 300.0
 """Seconds `merge` waits for Ready by default."""
 
 
-def _connection(parser: argparse.ArgumentParser, default: Any = None) -> None:
-    """-n/--namespace, --context, --kubeconfig. The sub-commands' copies default to SUPPRESS, so
-    that the plugin's own (before the command, as `kubectl kvcert -n team-a status web`) are
-    not overwritten by a sub-command's defaults (argparse's sub-parsers write their defaults
-    over the parent's)."""
+def _connection(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """-n/--namespace, --context, --kubeconfig, stored as `{prefix}namespace` and so on.
+    Before the command they use the prefix "before_" (argparse's sub-parsers write their own
+    defaults over the parent's same-named ones, and the operator's own `run` has --kubeconfig
+    and --namespace of its own)."""
     group = parser.add_argument_group("cluster")
     group.add_argument(
         "-n",
         "--namespace",
-        default=default,
+        dest=f"{prefix}namespace",
+        metavar="NAMESPACE",
         help="default: the context's namespace, else default",
     )
     group.add_argument(
-        "--context", default=default, help="kubeconfig context (default: the current one)"
+        "--context",
+        dest=f"{prefix}context",
+        metavar="CONTEXT",
+        help="kubeconfig context (default: the current one)",
     )
     group.add_argument(
-        "--kubeconfig", default=default, help="default: KUBECONFIG, else ~/.kube/config"
+        "--kubeconfig",
+        dest=f"{prefix}kubeconfig",
+        metavar="PATH",
+        help="default: KUBECONFIG, else ~/.kube/config",
     )
+
+
+BEFORE = "before_"
+COMMANDS = ("status", "csr", "merge", "renew", "retry", "cancel", "inspect")
+CONNECTION = ("namespace", "context", "kubeconfig")
+
+
+def add_connection(parser: argparse.ArgumentParser) -> None:
+    """The connection flags before the command, as kubectl takes them (`kvcert -n ns status
+    web`, `kubectl kvcert -n ns status web`); those after the command win."""
+    _connection(parser, BEFORE)
+
+
+def check_connection(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 (argparse's usage error) when connection flags came before a command that does
+    not take them (operator, vault, dev): they would be silently ignored otherwise."""
+    given = [name for name in CONNECTION if getattr(args, BEFORE + name, None) is not None]
+    if given and getattr(args, "command", None) not in COMMANDS:
+        flags = ", ".join(f"--{name}" for name in given)
+        parser.error(f"{flags} before the command is for {', '.join(COMMANDS)}")
+
+
+def _flag(args: argparse.Namespace, name: str) -> str | None:
+    value = getattr(args, name, None)
+    return value if value is not None else getattr(args, BEFORE + name, None)
 
 
 def _output(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +84,7 @@ def _output(parser: argparse.ArgumentParser) -> None:
 def register(commands: Any) -> None:
     """Add status, csr, merge, renew, retry, cancel and inspect to a sub-parsers action."""
     parent = argparse.ArgumentParser(add_help=False)
-    _connection(parent, argparse.SUPPRESS)
+    _connection(parent)
 
     def add(name: str, run: str, help_: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = commands.add_parser(
@@ -115,9 +147,7 @@ def _run(command: str, args: argparse.Namespace) -> int:
     run = getattr(merge if command == "run_merge" else commands, command)
     try:
         cluster = Cluster(
-            getattr(args, "kubeconfig", None),
-            getattr(args, "context", None),
-            getattr(args, "namespace", None),
+            _flag(args, "kubeconfig"), _flag(args, "context"), _flag(args, "namespace")
         )
         try:
             code: int = run(cluster, args)
@@ -136,7 +166,7 @@ def build_plugin_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--version", action="version", version=f"kubectl-kvcert {__version__}")
-    _connection(parser)
+    add_connection(parser)
     register(parser.add_subparsers(dest="command", required=True))
     return parser
 

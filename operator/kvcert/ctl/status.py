@@ -188,11 +188,12 @@ def render(facts: Mapping[str, Any], now: datetime) -> str:
     lines.append("Events:")
     if not facts["events"]:
         lines.append("  (none)")
+    width = max((len(event["reason"] or "") for event in facts["events"]), default=0)
     for event in facts["events"]:
         count = f" (x{event['count']})" if (event.get("count") or 1) > 1 else ""
         lines.append(
-            f"  {age(event['time'], now):>4}  {event['type'] or '':<7} {event['reason'] or '':<18}"
-            f" {event['message'] or ''}{count}"
+            f"  {age(event['time'], now):>4}  {event['type'] or '':<7}"
+            f" {event['reason'] or '':<{max(width, 18)}} {event['message'] or ''}{count}"
         )
     return "\n".join(lines) + "\n"
 
@@ -216,8 +217,8 @@ def next_refresh(anchor: str | None, interval: str | None, now: datetime) -> dat
 
 
 def _operation_lines(op: Mapping[str, Any] | None) -> list[str]:
-    if not op:
-        return ["Pending operation: none"]
+    if not op or not (op.get("status") or op.get("requestId")):
+        return ["Pending operation: none"]  # none, or only an intent (e.g. an adoption)
     lines = [
         f"Pending operation: {op.get('status') or '-'} (issuer {op.get('issuer') or '-'})",
         f"  Request id:  {op.get('requestId') or '-'}",

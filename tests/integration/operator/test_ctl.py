@@ -209,6 +209,19 @@ def test_cancel_sets_spec_cancel_and_the_pending_operation_is_cancelled(
     assert kube.certificate("stop")["spec"]["cancel"] is True  # type: ignore[index]
     kube.wait_operation("stop", lambda op: op.get("status") == "cancelled", timeout=45)
 
+    # Nothing in progress any more: a second cancel writes nothing; renew and retry are refused
+    # while spec.cancel is true (no new request would be made), naming the fix.
+    again = ctl(cluster, kube, "cancel", "stop")
+    assert (again.returncode, again.stdout) == (4, "")
+    assert "nothing is in progress (pending operation: cancelled)" in again.stderr
+    for command in ("renew", "retry"):
+        refused = ctl(cluster, kube, command, "stop")
+        assert refused.returncode == 4, refused.stderr
+        assert "spec.cancel: true" in refused.stderr
+        assert '{"spec":{"cancel":false}}' in refused.stderr
+    annotations = kube.certificate("stop")["metadata"].get("annotations") or {}  # type: ignore[index]
+    assert not {"kvcert.io/renew", "kvcert.io/retry"} & set(annotations)
+
 
 def test_retry_after_a_failed_operation_starts_a_new_one(
     cluster: Cluster, kube: Kube, keyvault: str, vault_ops: VaultOps
@@ -250,7 +263,7 @@ def test_errors_are_one_line_with_the_fix_and_a_documented_exit_code(
     assert "--chain" in usage.stderr
 
     absent = ctl(cluster, kube, "status", "nope", kubeconfig=tmp_path / "none")
-    assert absent.returncode == 5
+    assert absent.returncode == 2  # a kubeconfig that cannot be loaded is the user's to fix
     assert "check --kubeconfig, KUBECONFIG and --context" in absent.stderr
 
 
@@ -289,7 +302,8 @@ def test_context_chooses_the_cluster_and_its_namespace_from_the_kubeconfig(
     assert plugin.returncode == 0, plugin.stderr
     assert json.loads(plugin.stdout)["name"] == "ctx-web"
 
-    current = run(*python, "status", "ctx-web", *where, "-n", kube.namespace)
+    # `kvcert` takes them before the command too; the current context's server is away.
+    current = run(*python, "-n", kube.namespace, *where, "status", "ctx-web")
     assert current.returncode == 5
     assert current.stderr.count("\n") == 1
     assert "--context" in current.stderr
@@ -302,7 +316,7 @@ def _free_port() -> int:
 
 
 def test_requests_on_an_existing_certificate_say_what_they_do_or_are_refused_locally(
-    cluster: Cluster, kube: Kube, keyvault: str, vault_ops: VaultOps
+    cluster: Cluster, kube: Kube, keyvault: str, vault_ops: VaultOps, tmp_path: Path
 ):
     """source: Existing (issue #19 §3): renew asks for a look at Key Vault, cancel and retry
     are refused before anything is written (exit 4), status shows the source."""
@@ -325,8 +339,10 @@ def test_requests_on_an_existing_certificate_say_what_they_do_or_are_refused_loc
     renew = ctl(cluster, kube, "renew", name)
     assert renew.returncode == 0, renew.stderr
     assert "asked for a look at Key Vault now" in renew.stdout
-    for command in ("cancel", "retry"):
-        refused = ctl(cluster, kube, command, name)
+    chain = tmp_path / "chain.pem"
+    chain.write_text("not used")
+    for command in (["cancel"], ["retry"], ["merge", "--chain", str(chain)], ["csr"]):
+        refused = ctl(cluster, kube, command[0], name, *command[1:])
         assert refused.returncode == 4, refused.stderr
         assert refused.stderr.count("\n") == 1
         assert "source: Existing" in refused.stderr
@@ -334,3 +350,28 @@ def test_requests_on_an_existing_certificate_say_what_they_do_or_are_refused_loc
     assert body is not None
     assert body["spec"].get("cancel") is not True
     assert "kvcert.io/retry" not in (body["metadata"].get("annotations") or {})
+
+
+def test_merge_csr_and_inspect_refuse_what_they_cannot_do(
+    cluster: Cluster, kube: Kube, keyvault: str, tmp_path: Path
+):
+    """A Self certificate has no CSR to sign (exit 4, saying why); a Secret without a
+    certificate fails inspection (exit 1); an unknown command-line placement is refused."""
+    _self_signed(kube, "selfish")
+    csr = ctl(cluster, kube, "csr", "selfish")
+    assert csr.returncode == 4, csr.stderr
+    assert "issuer Self: Key Vault signs it itself, there is no CSR to sign" in csr.stderr
+    kube.put_secret("plain", {"password": b"not a certificate"})
+    plain = ctl(cluster, kube, "inspect", "secret", "plain")
+    assert plain.returncode == 1, plain.stdout
+    assert "no tls.crt" in plain.stdout
+    before = [sys.executable, "-m", "kvcert.cli", "-n", kube.namespace]
+    misplaced = subprocess.run(
+        [*before, "operator", "run", "--kubeconfig", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert misplaced.returncode == 2
+    assert "--namespace before the command is for status" in misplaced.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kvcert.ctl import API_ERROR, CtlError
+from kvcert.ctl import API_ERROR, USAGE, CtlError
 from kvcert.ctl.kubeclient import Cluster
 
 
@@ -67,7 +67,7 @@ def test_the_namespace_is_n_else_the_contexts_else_default(
 def test_an_unknown_context_is_one_line_with_the_fix(kubeconfig: Path) -> None:
     with pytest.raises(CtlError) as raised:
         Cluster(str(kubeconfig), "nope", None)
-    assert raised.value.code == API_ERROR
+    assert raised.value.code == USAGE  # the user's configuration, not the API server
     assert str(raised.value).endswith("check --kubeconfig, KUBECONFIG and --context")
     assert "\n" not in str(raised.value)
 
