@@ -21,15 +21,22 @@ The rules, in order:
 3. **The path.** From the leaf, each certificate is followed by its issuer, up to a self-signed
    certificate or to the last issuer present (a chain without its root ends at its top
    intermediate). Several issuers for one certificate (cross-signing): the first given wins.
-   `Chain.top` is what `ca.crt` holds: the root, else the last issuer, else the leaf itself.
+   `Chain.top` is the last certificate of the path.
 4. **Certificates that do not link** (an unrelated root, another leaf, a CA of the same name
-   with another key) are left off the path and returned apart in `Chain.unlinked`, in their
-   given order. The output Secret drops them: `tls.crt` is what a TLS server sends, and TLS 1.2
+   with another key, and a root given without the intermediate that links it to the leaf) are
+   left off the path and returned apart in `Chain.unlinked`, in their given order. The output
+   Secret drops them: `tls.crt` is what a TLS server sends, and TLS 1.2
    (RFC 5246 7.4.2) wants each certificate to certify the one before it; a certificate that
    certifies nothing on the path cannot help any client build one, and strict clients may
    refuse the whole chain because of it. Nothing is lost: Key Vault keeps every certificate that
    was merged or imported, and `order_der` sends them to Key Vault after the path for that reason.
 5. **Duplicates** (the same DER twice) count once.
+6. **The CA** (`Chain.ca`, what `ca.crt` holds): only ever a CA certificate, i.e. one on the path
+   above the leaf (it signed the certificate below it). The top of the path when it is
+   self-signed (the root); else the last issuer present (a chain without its root: its top
+   intermediate); else nothing (a leaf whose issuers were not given, even with a root that does
+   not link to it: rule 4), as cert-manager leaves out `ca.crt` when the issuing CA is unknown.
+   One exception, also cert-manager's: a self-signed leaf alone is its own CA and is returned.
 
 Pure and synchronous; verifying signatures costs well under a millisecond per pair, but callers
 on the event loop still run it in a worker thread with the rest of the key material work.
@@ -66,8 +73,17 @@ class Chain:
 
     @property
     def top(self) -> x509.Certificate:
-        """The self-signed root, else the last issuer present, else the leaf alone."""
+        """The last certificate of the path: the root, the top intermediate, or the leaf alone."""
         return self.path[-1]
+
+    @property
+    def ca(self) -> x509.Certificate | None:
+        """What `ca.crt` holds (rule 6): the self-signed top (a root, or a self-signed leaf
+        alone), else the top intermediate, else None (a leaf without its issuers)."""
+        top = self.path[-1]
+        if len(self.path) > 1 or _issued_by(top, top):
+            return top
+        return None
 
 
 def order(certificates: Iterable[x509.Certificate], key: PublicKeyTypes | None = None) -> Chain:

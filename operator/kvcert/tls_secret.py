@@ -5,9 +5,10 @@ policy's contentType). Ingress controllers want `tls.crt` (leaf first, then the 
 `tls.key`, and many tools read `ca.crt`. Every path orders its certificates with
 `kvcert.chain.order`, so the Secret is the same whatever order Key Vault kept them in: `tls.crt`
 is the leaf followed by each issuer, certificates that do not link are left out, and `ca.crt` is
-the top of that path. PEM is passed through block by block without parsing the key (its
-certificates are parsed to order them); PKCS#12 must be parsed, which costs milliseconds, so
-callers run all of this off the loop.
+`Chain.ca` (a CA certificate only: the root, else the top intermediate, else no `ca.crt` key at
+all, as cert-manager; a self-signed leaf alone is its own CA). PEM is passed through block by
+block without parsing the key (its certificates are parsed to order them); PKCS#12 must be
+parsed, which costs milliseconds, so callers run all of this off the loop.
 """
 
 from __future__ import annotations
@@ -37,23 +38,24 @@ class TlsSecretError(ValueError):
 
 @dataclass(frozen=True)
 class TlsData:
-    """PEM bytes for the Secret's keys. `key` is None for a non-exportable certificate."""
+    """PEM bytes for the Secret's keys. `key` is None for a non-exportable certificate;
+    `ca_crt` is None when the chain names no CA (`kvcert.chain`, rule 6): no `ca.crt` then."""
 
     certificates: tuple[bytes, ...]
     key: bytes | None = field(default=None, repr=False)
+    ca_crt: bytes | None = None
 
     @property
     def tls_crt(self) -> bytes:
         return b"".join(self.certificates)
 
-    @property
-    def ca_crt(self) -> bytes:
-        """The top of the chain: the root, else the last issuer present, else the leaf alone."""
-        return self.certificates[-1]
-
     def secret_data(self, extra: Mapping[str, bytes] | None = None) -> dict[str, str]:
-        """The Secret's `data`, base64 as the API wants it; `extra` from `additional_outputs`."""
-        data = {"tls.crt": self.tls_crt, "ca.crt": self.ca_crt}
+        """The Secret's `data`, base64 as the API wants it; `extra` from `additional_outputs`.
+        `ca.crt` is left out when no CA is known (cert-manager deletes the key then, rather
+        than write it empty)."""
+        data = {"tls.crt": self.tls_crt}
+        if self.ca_crt is not None:
+            data["ca.crt"] = self.ca_crt
         if self.key is not None:
             data["tls.key"] = self.key
         data.update(extra or {})
@@ -138,10 +140,15 @@ def from_pem(text: str | bytes) -> TlsData:
             key = _normalise(match.group(0))
     if not certificates:
         raise TlsSecretError("the PEM secret holds no certificate")
-    path = _order(certificates).path
+    ordered = _order(certificates)
+
+    def block_of(cert: x509.Certificate) -> bytes:
+        return blocks[cert.public_bytes(serialization.Encoding.DER)]
+
     return TlsData(
-        certificates=tuple(blocks[cert.public_bytes(serialization.Encoding.DER)] for cert in path),
+        certificates=tuple(block_of(cert) for cert in ordered.path),
         key=key,
+        ca_crt=block_of(ordered.ca) if ordered.ca is not None else None,
     )
 
 
@@ -160,7 +167,7 @@ def from_pkcs12(value_b64: str, password: bytes | None = None) -> TlsData:
     if leaf is None:
         raise TlsSecretError("the PKCS#12 secret holds no certificate")
     public = key.public_key() if key is not None else None
-    path = _order([leaf, *extra], public).path
+    ordered = _order([leaf, *extra], public)
     key_pem = None
     if key is not None:
         key_pem = key.private_bytes(
@@ -168,9 +175,16 @@ def from_pkcs12(value_b64: str, password: bytes | None = None) -> TlsData:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
+    return _data(ordered, key_pem)
+
+
+def _data(ordered: chains.Chain, key: bytes | None = None) -> TlsData:
+    """PEM of the ordered chain: tls.crt's certificates and ca.crt's (rule 6 of kvcert.chain)."""
+    pem = serialization.Encoding.PEM
     return TlsData(
-        certificates=tuple(cert.public_bytes(serialization.Encoding.PEM) for cert in path),
-        key=key_pem,
+        certificates=tuple(cert.public_bytes(pem) for cert in ordered.path),
+        key=key,
+        ca_crt=ordered.ca.public_bytes(pem) if ordered.ca is not None else None,
     )
 
 
@@ -192,10 +206,10 @@ def from_vault_secret(content_type: str, value: str) -> TlsData:
 
 
 def from_der(cer: bytes) -> TlsData:
-    """A certificate alone (non-exportable key): tls.crt and ca.crt, no tls.key."""
+    """A certificate alone (non-exportable key): tls.crt, no tls.key; ca.crt only when the
+    certificate is self-signed (Key Vault's `cer` holds the leaf without its chain)."""
     try:
         cert = x509.load_der_x509_certificate(cer)
     except ValueError:
         raise TlsSecretError("the certificate cannot be read") from None
-    path = _order([cert]).path
-    return TlsData(certificates=tuple(c.public_bytes(serialization.Encoding.PEM) for c in path))
+    return _data(_order([cert]))

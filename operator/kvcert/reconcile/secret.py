@@ -4,6 +4,8 @@ The Secret is written only when it does not hold the issued version (compared by
 labels `WriteSecret` puts on it) or was shaped by another secretTemplate/additionalOutputFormats
 (compared by `output_hash`, recorded in an annotation), and never when someone else's Secret
 has the name: silently replacing a Secret another tool manages is worse than reporting the clash.
+Ownership alone makes a conflict: a Secret of ours is rewritten whatever its type or keys (a type
+change, Opaque <-> kubernetes.io/tls, is a delete and a create: runtime.sources.output_write).
 """
 
 from __future__ import annotations

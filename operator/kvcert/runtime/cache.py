@@ -167,8 +167,22 @@ class OutputSecrets:
         meta = body.get("metadata") or {}
         key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         if deleted:
+            current = self._known.get(key)
+            gone = meta.get("resourceVersion")
+            if (
+                current is not None
+                and gone is not None
+                and current.resource_version != gone
+                and newer(
+                    {"metadata": {"resourceVersion": current.resource_version}},
+                    {"metadata": {"resourceVersion": gone}},
+                )
+            ):
+                # The deletion of an older state: the operator's own delete and create (a
+                # Secret whose type changed) already recorded the new one.
+                return current
             self._known.pop(key, None)
-            self._gone[key] = meta.get("resourceVersion")
+            self._gone[key] = gone
             return None
         current = self._known.get(key)
         version = meta.get("resourceVersion")

@@ -356,17 +356,38 @@ class Kube:
         return secret
 
     async def put_secret(
-        self, namespace: str, secret: async_client.V1Secret, *, exists: bool
+        self, namespace: str, secret: async_client.V1Secret, *, exists: bool, recreate: bool = False
     ) -> dict[str, Any]:
         """Create, or replace what is there (the caller checked it is ours); the Secret as
-        written, as JSON."""
-        name = str(secret.metadata.name if secret.metadata else "")
+        written, as JSON. `recreate` (with `exists`): `type` changes, which the API server
+        refuses in place (immutable: 422), so the Secret is deleted under a precondition on
+        `secret.metadata.resource_version` (the state the caller judged ours; cleared for the
+        create that follows) and created anew. A Secret that changed since is never deleted:
+        ApiException 409, Kubernetes' answer to a failed precondition; one already gone (404)
+        is just created. ValueError without a resourceVersion: never an unconditional delete."""
+        meta = secret.metadata or async_client.V1ObjectMeta()
+        name, core = str(meta.name or ""), self._core
+        if exists and recreate:
+            if not meta.resource_version:
+                raise ValueError("a Secret is recreated only under its resourceVersion")
+            condition = async_client.V1Preconditions(resource_version=meta.resource_version)
+            options = async_client.V1DeleteOptions(preconditions=condition)
+            try:
+                delete = core.delete_namespaced_secret
+                await self._call_json(
+                    "delete", "secrets", delete, name, namespace, body=options, _parse=False
+                )
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+            meta.resource_version = None  # type: ignore[assignment]  # a create takes none
+            exists = False
         if exists:
             return await self._call_json(
-                "update", "secrets", self._core.replace_namespaced_secret, name, namespace, secret
+                "update", "secrets", core.replace_namespaced_secret, name, namespace, secret
             )
         return await self._call_json(
-            "create", "secrets", self._core.create_namespaced_secret, namespace, secret
+            "create", "secrets", core.create_namespaced_secret, namespace, secret
         )
 
     async def put_config_map(

@@ -273,15 +273,6 @@ class Performer:
             self.outputs.record(self.namespace, name, known)
         return known
 
-    def _refusal(self, name: str, known: KnownSecret | None, secret_type: str) -> object:
-        if known is None:
-            return None
-        if not known.facts(self.owner.uid).ours:
-            return CallError(409, "SecretNotOwned", f"Secret {name} is not ours")
-        if known.type != secret_type:
-            return CallError(409, "SecretTypeChanged", "the Secret's type cannot change in place")
-        return None
-
     async def _write_secret(self, action: actions.WriteSecret) -> object:
         existing = await self._output(action.secret_name)
         if existing is not None and not existing.facts(self.owner.uid).ours:
@@ -341,38 +332,58 @@ class Performer:
                 },
                 annotations=annotations,
                 owner_references=[self.owner.reference()],
-                resource_version=existing.resource_version if existing else None,
             ),
             type=data.secret_type,
             data=secret_data,
         )
-        if (refused := self._refusal(action.secret_name, existing, data.secret_type)) is not None:
-            return refused
-        try:
-            written = await self.kube.put_secret(
-                self.namespace, secret, exists=existing is not None
-            )
-        except ApiException as error:
-            if error.status == 403:
-                return _write_forbidden(action.secret_name, self.namespace, existing is None)
-            if error.status not in (404, 409):
-                raise
-            # The cache was behind (a create that found a Secret, a replace of a newer or a
-            # deleted one): read it, judge it, and write once more.
-            existing = await self._output(action.secret_name, read=True)
-            if (
-                refused := self._refusal(action.secret_name, existing, data.secret_type)
-            ) is not None:
-                return refused
-            assert secret.metadata is not None
-            secret.metadata.resource_version = existing.resource_version if existing else None  # type: ignore[assignment]
-            written = await self.kube.put_secret(
-                self.namespace, secret, exists=existing is not None
-            )
+        written = await self._put_output(secret, existing)
+        if isinstance(written, CallError):
+            return written
         self.outputs.record(
             self.namespace, action.secret_name, KnownSecret.from_body(written, data_intact=True)
         )
         return None
+
+    async def _put_output(
+        self, secret: client.V1Secret, existing: KnownSecret | None
+    ) -> dict[str, Any] | CallError:
+        """Write the output Secret as `sources.output_write` says: create, replace, or (ours,
+        another type) delete under its resourceVersion and create. A write the API server
+        refuses because the cache was behind (404, 409, or 422 for a type it did not know) is
+        judged again on a fresh read and made once more; failing again, it is a transient
+        412 SecretChanged (retried with backoff), never a SecretConflict: only a Secret that is
+        not ours is one (409 SecretNotOwned)."""
+        assert secret.metadata is not None
+        name = str(secret.metadata.name)
+        for attempt in range(2):
+            if attempt:
+                existing = await self._output(name, read=True)
+            mode = sources.output_write(
+                existing.facts(self.owner.uid).ours if existing else None,
+                existing.type if existing else None,
+                str(secret.type),
+            )
+            if mode is sources.OutputWrite.REFUSE:
+                return CallError(409, "SecretNotOwned", f"Secret {name} is not ours")
+            version = existing.resource_version if existing else None
+            if mode is sources.OutputWrite.RECREATE and not version:
+                continue  # never delete without a precondition: read it first
+            secret.metadata.resource_version = version  # type: ignore[assignment]
+            try:
+                if mode is sources.OutputWrite.RECREATE:
+                    return await self.kube.put_secret(
+                        self.namespace, secret, exists=True, recreate=True
+                    )
+                return await self.kube.put_secret(
+                    self.namespace, secret, exists=mode is sources.OutputWrite.REPLACE
+                )
+            except ApiException as error:
+                if error.status == 403:
+                    return _write_forbidden(name, self.namespace, version is None)
+                if error.status not in (404, 409, 422) or (attempt and error.status == 422):
+                    raise
+        message = f"Secret {name} changed while kvcert wrote it; writing it again later"
+        return CallError(412, "SecretChanged", message)
 
     async def _write_csr(self, action: actions.WriteCsrConfigMap) -> object:
         config_map = client.V1ConfigMap(

@@ -7,6 +7,7 @@ again, and checked against the fingerprint, only by the action that uses it.
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import re
 from collections.abc import Mapping
@@ -106,6 +107,40 @@ def output_facts(secret: client.V1Secret | None, uid: str) -> SecretFacts:
         output_hash=annotations.get(OUTPUT_HASH_ANNOTATION) if ours else None,
         intact=intact(annotations, secret.data) if ours else True,
     )
+
+
+class OutputWrite(enum.Enum):
+    """How WriteSecret writes the output Secret (`output_write`)."""
+
+    CREATE = "create"
+    """No Secret of that name: create it."""
+    REPLACE = "replace"
+    """Ours and of the wanted type: one update, under its resourceVersion."""
+    RECREATE = "recreate"
+    """Ours, of another type (Opaque <-> kubernetes.io/tls, when the key's exportability
+    changed): Kubernetes refuses to change `type` in place, so delete it under a precondition
+    on its resourceVersion and create it anew, in the same WriteSecret."""
+    REFUSE = "refuse"
+    """Someone else's: a SecretConflict, never written over nor deleted."""
+
+
+def output_write(ours: bool | None, current_type: str | None, wanted_type: str) -> OutputWrite:
+    """How to write the output Secret, from what is known of it. Pure.
+
+    `ours`: None when no Secret has the name, else whether it is this Certificate's
+    (`output_facts`, `KnownSecret.facts`: the managed-by label with the uid annotation or an
+    ownerReference); `current_type` its `type` (None or "" read as "Opaque", the API server's
+    default); `wanted_type` the type of the data to write (`TlsData.secret_type`). Ownership
+    alone decides a refusal: a Secret that is ours is never refused because of its type or its
+    keys (issue #19 follow-up); Kubernetes keeps `type` immutable, hence RECREATE.
+    """
+    if ours is None:
+        return OutputWrite.CREATE
+    if not ours:
+        return OutputWrite.REFUSE
+    if (current_type or "Opaque") != wanted_type:
+        return OutputWrite.RECREATE
+    return OutputWrite.REPLACE
 
 
 def chain_der(pem: bytes) -> list[bytes]:

@@ -76,7 +76,8 @@ def test_a_certificate_without_its_key_is_an_opaque_secret_with_no_tls_key(chain
     _, leaf, _, _ = chain
     data = tls_secret.from_der(leaf.public_bytes(serialization.Encoding.DER))
     assert data.secret_type == "Opaque"
-    assert set(data.secret_data()) == {"tls.crt", "ca.crt"}
+    # The leaf alone, its issuer not given: no ca.crt (the leaf is no CA; kvcert.chain rule 6).
+    assert set(data.secret_data()) == {"tls.crt"}
 
 
 @pytest.mark.parametrize(
@@ -152,7 +153,7 @@ def test_additional_outputs_hold_the_same_key_and_chain(chain, formats, keys):
         assert _der(p12_key) == _der(key)
         assert p12_leaf == leaf
         assert extra == [mid, root]
-    assert set(tls_secret.TlsData(data.certificates, data.key).secret_data(out)) == {
+    assert set(tls_secret.TlsData(data.certificates, data.key, data.ca_crt).secret_data(out)) == {
         "tls.crt",
         "tls.key",
         "ca.crt",
