@@ -16,7 +16,8 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kvcert.runtime import logs
-from kvcert.runtime.kube import GROUP, REQUEST_TIMEOUT, VERSION, KubeObserver
+from kvcert.runtime.kube import GROUP, VERSION
+from kvcert.runtime.kubecalls import REQUEST_TIMEOUT, KubeObserver
 
 log = logging.getLogger("kvcert.events")
 COMPONENT = "kvcert"

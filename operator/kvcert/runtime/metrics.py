@@ -139,7 +139,7 @@ class Metrics:
             self.keyvault_throttled.labels(record.host, record.operation).inc()
 
     def kubernetes_request(self, verb: str, resource: str, code: str) -> None:
-        """A kvcert.runtime.kube.KubeObserver."""
+        """A kvcert.runtime.kubecalls.KubeObserver."""
         self.kubernetes_requests.labels(verb, resource, code).inc()
 
     def reconciled(self, result: str, seconds: float) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from kvcert.runtime import kube, kubeconfig
+from kvcert.runtime import kube, kubecalls, kubeconfig
 
 KUBECONFIG = """\
 apiVersion: v1
@@ -88,7 +88,7 @@ async def test_status_patches_are_merge_patches_read_as_json(
         {
             "_preload_content": False,
             "_content_type": "application/merge-patch+json",
-            "_request_timeout": kube.REQUEST_TIMEOUT,
+            "_request_timeout": kubecalls.REQUEST_TIMEOUT,
         }
     ]
     assert seen == [("patch", "certificates/status", str(status))]
