@@ -3,8 +3,10 @@
 As cheap as it can be: one `helm install` with replicaCount 2 (leader election is on by
 default), both pods Ready (the standby says "standby"), a Certificate whose DigiCert-provider
 operation stays in progress, the leader pod deleted (as a rollout or a drain does: SIGTERM),
-the standby holding the Lease within TAKEOVER s, far less than leaseDuration (the figure is
-printed and kept in .bench/e2e-failover.json), the operation completed and delivered with
+another pod (the standby, or now and then the Deployment's replacement pod, which may ask
+for the released Lease first) holding the Lease within TAKEOVER s, far less than
+leaseDuration (the figure is printed and kept in .bench/e2e-failover.json), the operation
+completed and delivered with
 exactly one Key Vault create.
 
 The leader releases the Lease when it stops (kvcert.runtime.leader: kopf stops, then the Lease
@@ -41,6 +43,7 @@ from kubernetes import client, config
 
 from tests.e2e.cluster import NodeCluster
 from tests.e2e.forward import Forwarder
+from tests.e2e.host import ClusterError
 from tests.e2e.test_helm_install import CHART, RESTRICTED, Vault, _answers
 from tests.integration.operator.harness import CREATES, Kube, VaultOps, certificate_spec
 
@@ -200,12 +203,25 @@ def test_the_standby_takes_over_when_the_leader_pod_is_deleted(world, operator_i
     assert "standing by for the lease" in log(standby)
     assert f"{TENANT}/web" not in log(standby)
 
-    # The leader pod is deleted: it stops and releases the Lease; the standby takes over at
-    # once, far sooner than the lease duration.
+    # The leader pod is deleted: it stops and releases the Lease; another pod takes over at
+    # once, far sooner than the lease duration. Usually the standby; sometimes the Deployment's
+    # replacement pod, started meanwhile, acquires the released Lease first: both are a
+    # takeover (the released Lease is free to whoever asks first).
     killed_at = datetime.now(UTC)
     killed = time.monotonic()
     cluster.kubectl("delete", "pod", "-n", NAMESPACE, leader, "--wait=false")
-    cluster.wait_for(lambda: _pod_of(_holder(api)) == standby, TAKEOVER, "the standby leading")
+
+    def taken_over() -> str | None:
+        pod = _pod_of(_holder(api))
+        return pod if pod and pod != leader else None
+
+    try:
+        successor = cluster.wait_for(taken_over, TAKEOVER, "another pod leading")
+    except ClusterError:
+        # Say where the time went: the leader's last lines (its stop and release) and the
+        # standby's, and who holds the Lease now.
+        tails = {pod: log(pod).splitlines()[-15:] for pod in (leader, standby)}
+        pytest.fail(f"no takeover in {TAKEOVER} s; Lease holder {_holder(api)!r}; logs {tails}")
     failover = round(time.monotonic() - killed, 1)
     print(f"\nfailover on the kubelet: {failover} s from the leader pod's deletion")
 
@@ -213,7 +229,7 @@ def test_the_standby_takes_over_when_the_leader_pod_is_deleted(world, operator_i
     tenant.wait_condition("web", "Ready", "True", "Issued", timeout=90)
     assert tenant.secret("web-tls") is not None
     assert ops.count(CREATES) == 1
-    assert "acquired the lease" in log(standby)
+    assert "acquired the lease" in log(successor)
 
     # The audit log: before the kill, the standby wrote nothing but the Lease, and only the
     # leader patched the Certificate's status.
@@ -225,7 +241,7 @@ def test_the_standby_takes_over_when_the_leader_pod_is_deleted(world, operator_i
     standby_before = {w[1] for w in before if w[0] == standby}
     assert standby_before <= {"create leases", "update leases"}, standby_before
     status_patches = {w[0] for w in writes if w[1] == "patch certificates/status"}
-    assert status_patches <= {leader, standby}, status_patches
+    assert status_patches <= {leader, standby, successor}, status_patches
     assert leader in {w[0] for w in before if w[1] == "patch certificates/status"}
     FIGURES.parent.mkdir(exist_ok=True)
     FIGURES.write_text(json.dumps({"failover after pod deletion, s": failover}, indent=1) + "\n")
